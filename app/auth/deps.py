@@ -1,0 +1,153 @@
+"""Who is calling: bearer token or session cookie; every route declares the roles it admits."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.security import hash_token
+from app.config import get_settings
+from app.models import ApiToken, Role, User, utcnow
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CSRF_HEADER = "x-csrf-token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    name: str
+    role: Role
+    via: str  # "token" | "session"
+
+
+class _AuthCache:
+    """Short-lived cache of token/session lookups so the labeling hot path skips a query."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, Principal | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, Principal | None]:
+        hit = self._items.get(key)
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def put(self, key: str, value: Principal | None) -> None:
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + get_settings().auth_cache_seconds, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+auth_cache = _AuthCache()
+
+
+async def get_db(request: Request):  # type: ignore[no-untyped-def]
+    from app.db import session_from
+
+    async for session in session_from(request.app.state.sessionmaker):
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db)]
+
+
+async def _from_token(session: AsyncSession, token: str) -> Principal | None:
+    key = "t:" + hash_token(token)
+    found, principal = auth_cache.get(key)
+    if found:
+        return principal
+    row = (
+        await session.execute(
+            select(User.id, User.name, User.role, ApiToken.id)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == key[2:], ~ApiToken.revoked, User.active)
+        )
+    ).first()
+    principal = Principal(row[0], row[1], Role(row[2]), "token") if row else None
+    if row:
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == row[3]).values(last_used_at=utcnow())
+        )
+    auth_cache.put(key, principal)
+    return principal
+
+
+async def _from_session(session: AsyncSession, user_id: int) -> Principal | None:
+    key = f"s:{user_id}"
+    found, principal = auth_cache.get(key)
+    if found:
+        return principal
+    user = await session.get(User, user_id)
+    principal = (
+        Principal(user.id, user.name, Role(user.role), "session") if user and user.active else None
+    )
+    auth_cache.put(key, principal)
+    return principal
+
+
+def check_csrf(request: Request, supplied: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not supplied or not hmac.compare_digest(expected, supplied):
+        raise HTTPException(403, "CSRF token missing or invalid; reload the page and try again")
+
+
+async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "Authorization header must be 'Bearer <token>'")
+        principal = await _from_token(session, token.strip())
+        if principal is None:
+            raise HTTPException(401, "invalid or revoked API token")
+        return principal
+    uid = request.session.get("uid") if "session" in request.scope else None
+    if not isinstance(uid, int):
+        return None
+    principal = await _from_session(session, uid)
+    if principal is None:
+        request.session.clear()
+        return None
+    # cookie-authenticated JSON writes need the CSRF header; HTML form posts check their field
+    if request.method not in SAFE_METHODS and request.url.path.startswith(("/api/", "/v1/")):
+        check_csrf(request, request.headers.get(CSRF_HEADER))
+    return principal
+
+
+def require_role(*roles: Role):  # type: ignore[no-untyped-def]
+    """Dependency admitting only the given roles (admin always admitted)."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    async def dependency(
+        principal: Annotated[Principal | None, Depends(optional_principal)],
+    ) -> Principal:
+        if principal is None:
+            raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Bearer"})
+        if principal.role not in allowed:
+            raise HTTPException(403, f"this route needs role {' or '.join(sorted(allowed))}")
+        return principal
+
+    dependency.roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> None:
+    """Marker dependency for routes anyone may call."""
+
+
+public.roles = frozenset({"public"})  # type: ignore[attr-defined]
+
+Labeler = Annotated[Principal, Depends(require_role(Role.labeler))]
+Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+Researcher = Annotated[Principal, Depends(require_role(Role.researcher))]
+AnyUser = Annotated[Principal, Depends(require_role(Role.labeler, Role.researcher))]

@@ -1,0 +1,76 @@
+"""Settings, read from the environment with the PREFLOOP_ prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PREFLOOP_", env_file=".env", extra="ignore")
+
+    env: str = Field("development", description="development | production | test")
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    lease_minutes: float = 10.0
+    default_required_judgments: int = 1
+    criteria: list[str] = ["helpfulness", "honesty", "harmlessness"]
+    flags: list[str] = ["toxic", "dangerous", "factually_wrong"]
+    max_body_bytes: int = 1_000_000
+    max_import_bytes: int = 200_000_000
+    auth_cache_seconds: float = 30.0
+    session_max_age_s: int = 14 * 24 * 3600
+    pool_size: int = 10
+
+    # model side (used by the worker and the /v1 endpoint)
+    policy_model: str = ""
+    queue_target: int = 20
+    generate_k: int = 2
+    max_new_tokens: int = 128
+    temperature: float = 0.8
+    top_p: float = 0.95
+    generation_backend: str = Field("transformers", description="transformers | openai")
+    generation_base_url: str = ""
+    generation_api_key: str = ""
+    rm_every_n: int = 0
+    rm_every_minutes: float = 0.0
+    ppo_after_reward: bool = True
+    ppo_kl_max: float = 1.0
+    min_agreement: float = 0.5
+    heartbeat_seconds: float = 5.0
+    stale_after_seconds: float = 60.0
+    max_attempts: int = 2
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'prefloop.db').resolve()}"
+        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
+            raise ValueError(
+                "PREFLOOP_SECRET_KEY must be set to a random value when PREFLOOP_ENV=production"
+            )
+        if not self.secret_key:
+            self.secret_key = DEV_SECRET
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,5 @@
+"""The demo comparisons loaded by `prefloop bootstrap` (written for prefloop)."""
+
+from pathlib import Path
+
+DEMO_FILE = Path(__file__).with_name("demo.jsonl")

@@ -1,0 +1,112 @@
+"""Engines and sessions: async for the web process, sync for the CLI, worker and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import get_settings
+
+
+def sync_url(url: str) -> str:
+    """The URL the sync engine uses (sqlite:/// or postgresql+psycopg://)."""
+    u = make_url(url)
+    if u.drivername.startswith("sqlite"):
+        return str(u.set(drivername="sqlite"))
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def async_url(url: str) -> str:
+    u = make_url(sync_url(url))
+    if u.drivername == "sqlite":
+        return str(u.set(drivername="sqlite+aiosqlite"))
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """Serialize writers with BEGIN IMMEDIATE, WAL for concurrent readers, wait on locks."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sync_engine(url: str | None = None) -> Engine:
+    url = sync_url(url or get_settings().database_url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5)
+
+
+def make_async_engine(url: str | None = None) -> AsyncEngine:
+    url = async_url(url or get_settings().database_url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _sqlite_setup(engine.sync_engine)
+        return engine
+    size = get_settings().pool_size
+    return create_async_engine(url, pool_size=size, max_overflow=size, pool_pre_ping=False)
+
+
+@lru_cache
+def sync_engine() -> Engine:
+    return make_sync_engine()
+
+
+@lru_cache
+def sync_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(sync_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One unit of work for the CLI and worker: commits on success, rolls back on error."""
+    session = sync_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def session_from(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """The request's session: the one commit point of the web process."""
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

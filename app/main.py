@@ -1,0 +1,81 @@
+"""create_app(): middleware, static files, and every domain's routers."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+import app as app_pkg
+from app.config import get_settings
+from app.db import make_async_engine, make_async_sessionmaker
+from app.ops.limits import BodyLimitMiddleware
+from app.web import ROOT
+
+log = logging.getLogger("prefloop")
+
+LARGE_BODY_PREFIXES = ("/api/v1/import", "/admin/import")
+
+
+def _routers() -> list:  # type: ignore[type-arg]
+    """Every `router` in app/<domain>/api.py and app/<domain>/pages.py, in a stable order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(app_pkg.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        for part in ("api", "pages"):
+            name = f"app.{info.name}.{part}"
+            if importlib.util.find_spec(name) is not None:
+                found.append(importlib.import_module(name).router)
+    return found
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await app.state.engine.dispose()
+    for hook in getattr(app.state, "shutdown_hooks", []):
+        hook()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(title="prefloop", version=app_pkg.__version__, lifespan=lifespan)
+    app.state.engine = make_async_engine()
+    app.state.sessionmaker = make_async_sessionmaker(app.state.engine)
+    app.state.shutdown_hooks = []
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="prefloop_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.env == "production",
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        large=settings.max_import_bytes,
+        large_prefixes=LARGE_BODY_PREFIXES,
+    )
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    for router in _routers():
+        app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    return app

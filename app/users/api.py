@@ -1,0 +1,38 @@
+"""Account and token administration (admin only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import select
+
+from app.auth.deps import Admin, SessionDep
+from app.models import User
+from app.users import service
+from app.users.schemas import TokenCreate, TokenCreated, UserCreate, UserCreated, UserRead
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.get("/users", response_model=list[UserRead])
+async def list_users(session: SessionDep, _: Admin) -> list[User]:
+    return list((await session.scalars(select(User).order_by(User.id))).all())
+
+
+@router.post("/users", response_model=UserCreated, status_code=201)
+async def create_user(body: UserCreate, session: SessionDep, _: Admin) -> UserCreated:
+    try:
+        user, password = await session.run_sync(
+            service.create_user, body.name, body.role, body.password
+        )
+    except service.UserError as e:
+        raise HTTPException(409 if "exists" in str(e) else 422, str(e)) from None
+    return UserCreated(**UserRead.model_validate(user).model_dump(), password=password)
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+async def create_token(body: TokenCreate, session: SessionDep, _: Admin) -> TokenCreated:
+    try:
+        token, plain = await session.run_sync(service.create_token, body.user, body.name)
+    except service.UserError as e:
+        raise HTTPException(404, str(e)) from None
+    return TokenCreated(id=token.id, user=body.user, name=token.name, token=plain)
