@@ -1,0 +1,1 @@
+"""Preference pairs and labeler agreement, shared by exports and reward training."""
