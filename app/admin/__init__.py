@@ -1,0 +1,1 @@
+"""Admin pages: dashboard, training runs and model versions."""

@@ -1,0 +1,177 @@
+"""Admin HTML pages: dashboard, runs (start, watch, cancel) and model versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from app.admin import forms, service
+from app.auth.deps import Admin, SessionDep, check_csrf
+from app.models import ModelVersion, Run, RunStatus
+from app.web import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+
+
+def run_view(run: Run) -> dict[str, Any]:
+    """The JSON-safe view of a run the detail page's script starts from."""
+
+    def iso(v: Any) -> str | None:
+        return v.isoformat() if v else None
+
+    return {
+        "id": run.id,
+        "kind": str(run.kind),
+        "status": str(run.status),
+        "params": run.params or {},
+        "progress_step": run.progress_step,
+        "progress_total": run.progress_total,
+        "metrics": run.metrics or {},
+        "log_tail": run.log_tail or "",
+        "error": run.error,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "heartbeat_at": iso(run.heartbeat_at),
+        "cancel_requested": run.cancel_requested,
+    }
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@router.get("", response_class=HTMLResponse)
+async def dashboard(request: Request, session: SessionDep, principal: Admin) -> Response:
+    request.state.principal = principal
+    data = await session.run_sync(service.dashboard)
+    return render(request, "admin/dashboard.html", d=data, nav="dashboard")
+
+
+async def _runs_page(
+    request: Request, session: SessionDep, status_code: int = 200, **extra: Any
+) -> Response:
+    runs = await session.run_sync(service.list_runs)
+    return render(
+        request,
+        "admin/runs.html",
+        status_code=status_code,
+        runs=runs,
+        fields=forms.FIELDS,
+        nav="runs",
+        **extra,
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+async def runs(request: Request, session: SessionDep, principal: Admin) -> Response:
+    request.state.principal = principal
+    return await _runs_page(request, session)
+
+
+@router.post("/runs", response_model=None)
+async def start_run(request: Request, session: SessionDep, principal: Admin) -> Response:
+    request.state.principal = principal
+    form = await _form(request)
+    check_csrf(request, form.get("csrf_token"))
+    kind = form.get("kind", "")
+    try:
+        params = forms.parse(kind, form)
+    except forms.FormError as exc:
+        return await _runs_page(
+            request, session, status_code=400, error=str(exc), open_kind=kind, submitted=form
+        )
+    from app.runs.service import create_run
+
+    run = await session.run_sync(
+        lambda s: create_run(s, kind, params, principal.user_id)  # type: ignore[arg-type]
+    )
+    return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_detail(
+    request: Request, run_id: int, session: SessionDep, principal: Admin
+) -> Response:
+    request.state.principal = principal
+    run = await session.run_sync(service.get_run, run_id)
+    if run is None:
+        raise HTTPException(404, f"run {run_id} does not exist")
+    return render(
+        request,
+        "admin/run_detail.html",
+        run=run,
+        view=run_view(run),
+        finished=run.status in FINISHED,
+        nav="runs",
+    )
+
+
+@router.post("/runs/{run_id}/cancel", response_model=None)
+async def cancel_run(
+    request: Request, run_id: int, session: SessionDep, principal: Admin
+) -> Response:
+    form = await _form(request)
+    check_csrf(request, form.get("csrf_token"))
+    from app.runs.service import request_cancel
+
+    def _cancel(s: Session) -> bool:
+        if s.get(Run, run_id) is None:
+            return False
+        request_cancel(s, run_id)
+        return True
+
+    try:
+        found = await session.run_sync(_cancel)
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if not found:
+        raise HTTPException(404, f"run {run_id} does not exist")
+    return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
+
+
+async def _models_page(
+    request: Request, session: SessionDep, status_code: int = 200, **extra: Any
+) -> Response:
+    versions = await session.run_sync(service.list_versions)
+    return render(
+        request,
+        "admin/models.html",
+        status_code=status_code,
+        versions=versions,
+        nav="models",
+        **extra,
+    )
+
+
+@router.get("/models", response_class=HTMLResponse)
+async def models(request: Request, session: SessionDep, principal: Admin) -> Response:
+    request.state.principal = principal
+    return await _models_page(request, session)
+
+
+@router.post("/models/{version_id}/activate", response_model=None)
+async def activate_version(
+    request: Request, version_id: int, session: SessionDep, principal: Admin
+) -> Response:
+    request.state.principal = principal
+    form = await _form(request)
+    check_csrf(request, form.get("csrf_token"))
+    if await session.run_sync(lambda s: s.get(ModelVersion, version_id)) is None:
+        raise HTTPException(404, f"model version {version_id} does not exist")
+    from app.models_registry.service import activate
+
+    try:
+        await session.run_sync(activate, version_id)
+    except Exception as exc:  # noqa: BLE001 - any refusal is shown, the pointer is unchanged
+        await session.rollback()
+        return await _models_page(
+            request, session, status_code=409, error=f"version {version_id} not activated: {exc}"
+        )
+    return RedirectResponse(f"/admin/models?activated={version_id}", status_code=303)
