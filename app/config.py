@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     generation_backend: str = Field("transformers", description="transformers | openai")
     generation_base_url: str = ""
     generation_api_key: str = ""
+    generation_model: str = Field("", description="model name sent to an external server")
+    serving_reload_seconds: float = 3.0
     rm_every_n: int = 0
     rm_every_minutes: float = 0.0
     ppo_after_reward: bool = True

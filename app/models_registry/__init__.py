@@ -1,0 +1,1 @@
+"""Model store: versions of policy and reward models, activation and rollback."""

@@ -1,0 +1,1 @@
+"""Run queue: generate, reward and PPO runs claimed by workers."""

@@ -1,0 +1,245 @@
+"""`generate` runs: sample K candidates per prompt from policy versions, create comparison tasks.
+
+Prompt choice: the given `prompt_ids`, else prompts flagged needs_candidates (oldest first), then,
+while `fresh` (default true) and fewer than `prompts` were found, existing prompts without an open
+task, least-generated first (random among equals) with a new seed, so the queue never runs dry.
+With `versions: [a, b]` the K candidates alternate between those versions (A/B); labelers see them
+anonymously in a per-assignment random order. Each batch of prompts is committed on its own, so a
+cancelled run keeps the tasks it already made.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import (
+    ComparisonTask,
+    Completion,
+    ModelKind,
+    ModelStatus,
+    Prompt,
+    TaskCandidate,
+    TaskStatus,
+)
+from app.models_registry import service as registry
+from app.prompts.store import completion_hash, task_key
+from workers.context import JobContext
+
+MAX_CACHED = 2
+_generators: OrderedDict[str, Any] = OrderedDict()
+
+
+class GenerateError(RuntimeError):
+    pass
+
+
+def generator_for(path: str, settings: Any, model_name: str) -> Any:
+    """A generator for a version (cached per worker process: loading a model takes seconds)."""
+    from workers.ml.generate import LocalGenerator, RemoteGenerator
+
+    if settings.generation_backend == "openai":
+        if not settings.generation_base_url:
+            raise GenerateError("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
+        name = settings.generation_model or model_name
+        return RemoteGenerator(settings.generation_base_url, settings.generation_api_key, name)
+    if path in _generators:
+        _generators.move_to_end(path)
+        return _generators[path]
+    gen = LocalGenerator(path)
+    _generators[path] = gen
+    while len(_generators) > MAX_CACHED:
+        _generators.popitem(last=False)
+    return gen
+
+
+def resolve_versions(session: Session, refs: Any) -> list[tuple[int, str, str]]:
+    """(id, version, path) for the requested versions, or the active policy."""
+    if refs in (None, "", []):
+        mv = registry.active_version(session, ModelKind.policy)
+        if mv is None:
+            raise GenerateError(
+                "no active policy; start `prefloop worker` (it sets one up) or "
+                "`prefloop models activate VERSION`"
+            )
+        return [(mv.id, mv.version, mv.path)]
+    if isinstance(refs, str):
+        refs = [r.strip() for r in refs.split(",") if r.strip()]
+    if not isinstance(refs, list):
+        raise GenerateError("param versions must be a list of version names or ids")
+    out = []
+    for ref in refs:
+        try:
+            mv = registry.get_version(session, ref)
+        except registry.VersionNotFound as e:
+            raise GenerateError(str(e)) from e
+        if mv.kind != ModelKind.policy or mv.status in (ModelStatus.training, ModelStatus.failed):
+            raise GenerateError(f"version {mv.version} is a {mv.kind.value} {mv.status.value}")
+        out.append((mv.id, mv.version, mv.path))
+    return out
+
+
+def select_prompts(
+    session: Session, limit: int, prompt_ids: list[int] | None, fresh: bool
+) -> list[tuple[int, str, list, list]]:
+    """(id, content_hash, messages, tags) of the prompts this run generates for."""
+    cols = (Prompt.id, Prompt.content_hash, Prompt.messages, Prompt.tags)
+    if prompt_ids:
+        rows = session.execute(select(*cols).where(Prompt.id.in_(prompt_ids)).order_by(Prompt.id))
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+    rows = list(
+        session.execute(
+            select(*cols).where(Prompt.needs_candidates).order_by(Prompt.id).limit(limit)
+        )
+    )
+    if fresh and len(rows) < limit:
+        tasks = (
+            select(ComparisonTask.prompt_id, func.count().label("n"))
+            .group_by(ComparisonTask.prompt_id)
+            .subquery()
+        )
+        with_open = select(ComparisonTask.prompt_id).where(ComparisonTask.status == TaskStatus.open)
+        rows += session.execute(
+            select(*cols)
+            .outerjoin(tasks, tasks.c.prompt_id == Prompt.id)
+            .where(~Prompt.needs_candidates, Prompt.id.not_in(with_open))
+            .order_by(func.coalesce(tasks.c.n, 0), func.random())
+            .limit(limit - len(rows))
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def write_task(
+    session: Session,
+    prompt: tuple[int, str, list, list],
+    samples: list[tuple[str, int, str]],
+    gen_params: dict[str, Any],
+    required: int,
+    run_id: int,
+) -> int | None:
+    """Store distinct candidates (text, version id, version) as one task; the new task id."""
+    pid, phash, _messages, tags = prompt
+    seen: dict[str, tuple[str, int, str]] = {}
+    for text, vid, vname in samples:
+        text = text.strip()
+        h = completion_hash(text, f"policy:{vname}")
+        if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
+            seen[h] = (text, vid, vname)
+    if len(seen) < 2:
+        return None
+    key = task_key(phash, list(seen))
+    if session.scalar(select(ComparisonTask.id).where(ComparisonTask.dedupe_key == key)):
+        return None
+    existing = dict(
+        session.execute(
+            select(Completion.content_hash, Completion.id).where(
+                Completion.prompt_id == pid, Completion.content_hash.in_(list(seen))
+            )
+        ).all()
+    )
+    cids = []
+    for h, (text, vid, vname) in seen.items():
+        if h not in existing:
+            c = Completion(
+                prompt_id=pid,
+                content_hash=h,
+                text=text,
+                source=f"policy:{vname}",
+                model_version_id=vid,
+                generation_params={**gen_params, "model_version": vname},
+            )
+            session.add(c)
+            session.flush()
+            existing[h] = c.id
+        cids.append(existing[h])
+    random.shuffle(cids)
+    task = ComparisonTask(
+        prompt_id=pid,
+        dedupe_key=key,
+        required_judgments=required,
+        tags=list(tags or []) + ["generated"],
+        run_id=run_id,
+    )
+    session.add(task)
+    session.flush()
+    session.add_all(
+        TaskCandidate(task_id=task.id, position=i, completion_id=c) for i, c in enumerate(cids)
+    )
+    session.execute(
+        Prompt.__table__.update().where(Prompt.id == pid).values(needs_candidates=False)
+    )
+    session.flush()
+    return task.id
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Generate candidates and create comparison tasks; returns counts and throughput."""
+    import time
+
+    from workers.bootstrap_policy import ensure_active_policy
+    from workers.ml.generate import GenerationParams
+
+    s, p = ctx.settings, ctx.params
+    k = int(p.get("k", s.generate_k))
+    if k < 2:
+        raise GenerateError("k must be at least 2 (a comparison needs two candidates)")
+    seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(2**31)
+    required = int(p.get("required_judgments", s.default_required_judgments))
+    batch = max(int(p.get("batch_prompts", 4)), 1)
+    limit = int(p.get("prompts") or max(s.queue_target, 1))
+    gp = {
+        "max_new_tokens": int(p.get("max_new_tokens", s.max_new_tokens)),
+        "temperature": float(p.get("temperature", s.temperature)),
+        "top_p": float(p.get("top_p", s.top_p)),
+    }
+    if not p.get("versions"):
+        ensure_active_policy(s, log=ctx.log)
+    with ctx.session() as session:
+        versions = resolve_versions(session, p.get("versions"))
+        prompts = select_prompts(session, limit, p.get("prompt_ids"), bool(p.get("fresh", True)))
+    ctx.log(
+        f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
+    )
+    gens = {vid: generator_for(path, s, name) for vid, name, path in versions}
+    total, created, skipped, tokens_out = len(prompts), 0, 0, 0
+    ctx.progress(0, total, {"tasks_created": 0})
+    started = time.monotonic()
+    for start in range(0, total, batch):
+        ctx.check_stop()
+        chunk = prompts[start : start + batch]
+        samples: list[list[tuple[str, int, str]]] = [[] for _ in chunk]
+        for vi, (vid, vname, _path) in enumerate(versions):
+            n = len(range(vi, k, len(versions)))  # candidate j comes from version j % len
+            if n == 0:
+                continue
+            params = GenerationParams(seed=seed + start * 1000 + vi, **gp)
+            texts = gens[vid].generate([list(c[2]) for c in chunk], n, params)
+            for i, outs in enumerate(texts):
+                samples[i].extend((t, vid, vname) for t in outs)
+                tokens_out += sum(len(t.split()) for t in outs)
+        with ctx.session() as session:
+            for i, prompt in enumerate(chunk):
+                gen_params = {**gp, "seed": seed + start * 1000, "run_id": ctx.run_id, "k": k}
+                tid = write_task(session, prompt, samples[i], gen_params, required, ctx.run_id)
+                if tid is None:
+                    skipped += 1
+                    ctx.log(f"prompt {prompt[0]}: fewer than 2 distinct new candidates; skipped")
+                else:
+                    created += 1
+        done = min(start + batch, total)
+        ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": skipped})
+    elapsed = time.monotonic() - started
+    return {
+        "tasks_created": created,
+        "prompts_skipped": skipped,
+        "prompts": total,
+        "k": k,
+        "seed": seed,
+        "versions": [v[1] for v in versions],
+        "seconds": round(elapsed, 2),
+        "words_per_s": round(tokens_out / elapsed, 1) if elapsed > 0 else None,
+    }
