@@ -1,0 +1,1 @@
+"""Labeling guidelines: Markdown the admin edits and labelers read beside the task."""

@@ -1,0 +1,38 @@
+"""Guidelines JSON API: everyone reads, admins write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.auth.deps import Admin, AnyUser, SessionDep
+from app.guidelines import service
+
+router = APIRouter(prefix="/api/v1", tags=["guidelines"])
+
+
+class GuidelinesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    markdown: str = Field(max_length=service.MAX_CHARS)
+
+
+class GuidelinesOut(BaseModel):
+    markdown: str = Field(description="as the admin wrote it; empty when never set")
+    html: str = Field(description="rendered with raw HTML disabled (safe to embed)")
+    updated_at: datetime | None
+
+
+def _out(g: service.Guidelines) -> GuidelinesOut:
+    return GuidelinesOut(markdown=g.markdown, html=str(g.html), updated_at=g.updated_at)
+
+
+@router.get("/guidelines", response_model=GuidelinesOut)
+async def read(session: SessionDep, _: AnyUser) -> GuidelinesOut:
+    return _out(await service.get(session))
+
+
+@router.put("/guidelines", response_model=GuidelinesOut)
+async def write(body: GuidelinesIn, session: SessionDep, _: Admin) -> GuidelinesOut:
+    return _out(await service.save(session, body.markdown))

@@ -1,0 +1,69 @@
+"""Read and write the guidelines Markdown (app_settings key "guidelines") and render it safely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AppSetting, utcnow
+
+KEY = "guidelines"
+MAX_CHARS = 100_000
+
+DEFAULT = """\
+*No guidelines have been written yet.* An admin can edit them under **Admin → Guidelines**.
+
+Until then:
+
+- Prefer the answer that is **helpful**, **honest** and **harmless**, in that order of tie-break.
+- Judge what was asked: a shorter correct answer beats a longer wrong one.
+- Use **Tie** when the answers are equally good, **Both bad** when neither is acceptable.
+- Flag answers that are toxic, dangerous or factually wrong, whatever their rank.
+- Skip (with a reason) when you cannot judge a task.
+"""
+
+# html=False: raw HTML in the Markdown is shown as text; markdown-it also refuses javascript: links
+_md = MarkdownIt("commonmark", {"html": False})
+
+
+@dataclass
+class Guidelines:
+    markdown: str
+    updated_at: datetime | None
+
+    @property
+    def html(self) -> Markup:
+        """Rendered HTML; safe to embed because the renderer escapes every piece of text."""
+        return render(self.markdown or DEFAULT)
+
+
+def render(markdown: str) -> Markup:
+    """Markdown -> HTML with raw HTML disabled."""
+    return Markup(_md.render(markdown))
+
+
+async def get(session: AsyncSession) -> Guidelines:
+    """The stored guidelines (empty Markdown when none were saved)."""
+    row = await session.scalar(select(AppSetting).where(AppSetting.key == KEY))
+    return Guidelines(row.value, row.updated_at) if row else Guidelines("", None)
+
+
+async def save(session: AsyncSession, markdown: str) -> Guidelines:
+    """Store the guidelines (insert or replace)."""
+    if len(markdown) > MAX_CHARS:
+        raise ValueError(f"guidelines are limited to {MAX_CHARS} characters")
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(AppSetting).values(key=KEY, value=markdown, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"value": markdown, "updated_at": now}
+    )
+    await session.execute(stmt)
+    return Guidelines(markdown, now)

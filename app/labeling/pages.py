@@ -1,0 +1,26 @@
+"""The labeling page: one HTML shell; static/label.js drives it through the JSON API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.auth.deps import Labeler, SessionDep
+from app.config import get_settings
+from app.guidelines import service as guidelines
+from app.web import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/label", response_class=HTMLResponse)
+async def label(request: Request, session: SessionDep, principal: Labeler) -> Response:
+    request.state.principal = principal
+    settings = get_settings()
+    config = {
+        "user_id": principal.user_id,
+        "criteria": settings.criteria,
+        "flags": settings.flags,
+    }
+    g = await guidelines.get(session)
+    return render(request, "labeling/label.html", config=config, guidelines=g)

@@ -1,0 +1,658 @@
+// Labeling page: pairwise choice (K = 2) or ranked list with ties (K > 2), keyboard first.
+// Data from prompts and completions is only ever put in the page with textContent.
+// Work in progress lives in localStorage until the server has stored it; a judgment being sent
+// sits in an outbox there too, so a reload or a crash resends it instead of losing it.
+(() => {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("label-config").textContent);
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const POLL_MS = window.PREFLOOP_POLL_MS || 15000;
+  const OUTBOX = `prefloop:outbox:${cfg.user_id}`;
+  const wipKey = (taskId) => `prefloop:wip:${cfg.user_id}:${taskId}`;
+
+  let task = null; // TaskOut of the task on screen
+  let st = null; // work state: {choice, groups, touched, sel, ratings, flags, rationale, elapsed}
+  let visibleSince = null; // performance.now() when the current visible stretch began
+  let busy = false; // a submit or skip is in flight
+  let confirmAsShown = false; // K > 2: second Enter submits an untouched ranking
+  let timer = null; // countdown of a retry or of the next "anything to do?" check
+  const cards = new Map(); // candidate id -> ranking <li>
+
+  // ---------- small helpers ----------
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  /** Text with ``` fences: code blocks in <pre>, the rest as pre-wrapped text. */
+  function richText(text) {
+    const box = el("div", "rich");
+    const fence = /```([^\n`]*)\n([\s\S]*?)(?:\n?```|$)/g;
+    let last = 0;
+    for (const m of text.matchAll(fence)) {
+      if (m.index > last) box.append(el("div", "prose", text.slice(last, m.index)));
+      const pre = el("pre", "code");
+      if (m[1].trim()) pre.dataset.lang = m[1].trim();
+      pre.append(el("code", null, m[2]));
+      box.append(pre);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length || !text) box.append(el("div", "prose", text.slice(last)));
+    return box;
+  }
+
+  function status(text, kind, link) {
+    const s = $("status");
+    s.replaceChildren(text);
+    s.className = "lb-status" + (kind ? " " + kind : "");
+    if (link) {
+      const a = el("a", null, link.text);
+      a.href = link.href;
+      s.append(" ", a);
+    }
+  }
+
+  function hint(text) {
+    $("hint").textContent = text || "";
+  }
+
+  async function api(method, url, body) {
+    const ctl = new AbortController();
+    const t = setTimeout(() => ctl.abort(), 20000);
+    const opts = {
+      method,
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: ctl.signal,
+    };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    try {
+      return await fetch(url, opts);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  async function errorText(res) {
+    try {
+      const d = (await res.json()).detail;
+      return Array.isArray(d) ? d.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ") : String(d);
+    } catch {
+      return `HTTP ${res.status}`;
+    }
+  }
+
+  /** Show a countdown in the status line, then resolve. */
+  function countdown(ms, render) {
+    clearInterval(timer);
+    return new Promise((resolve) => {
+      const end = Date.now() + ms;
+      const tick = () => {
+        const left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+        render(left);
+        if (Date.now() >= end) {
+          clearInterval(timer);
+          timer = null;
+          resolve();
+        }
+      };
+      timer = setInterval(tick, 250);
+      tick();
+      $("check-now").onclick = () => {
+        clearInterval(timer);
+        resolve();
+      };
+    });
+  }
+
+  // ---------- time on task ----------
+  function elapsed() {
+    return Math.round(st.elapsed + (visibleSince === null ? 0 : performance.now() - visibleSince));
+  }
+  function pauseClock() {
+    if (st && visibleSince !== null) st.elapsed = elapsed();
+    visibleSince = null;
+  }
+  function resumeClock() {
+    if (st && visibleSince === null && !document.hidden) visibleSince = performance.now();
+  }
+
+  // ---------- work in progress ----------
+  function save() {
+    if (!task || !st) return;
+    const { sel, ...rest } = st;
+    localStorage.setItem(wipKey(task.task_id), JSON.stringify({ ...rest, elapsed: elapsed() }));
+  }
+
+  function restore(t) {
+    const ids = t.candidates.map((c) => c.id);
+    const fresh = {
+      choice: null, groups: ids.map((i) => [i]), touched: false, sel: null,
+      ratings: {}, flags: [], rationale: "", elapsed: 0,
+    };
+    let saved = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(wipKey(t.task_id)) || "null");
+    } catch {
+      saved = null;
+    }
+    if (!saved) return [fresh, false];
+    const flat = (saved.groups || []).flat();
+    const sameIds = flat.length === ids.length && ids.every((i) => flat.includes(i));
+    const state = { ...fresh, ...saved, groups: sameIds ? saved.groups : fresh.groups, sel: null };
+    const worked = state.choice || state.touched || state.rationale || state.flags.length
+      || Object.keys(state.ratings).length;
+    return [state, Boolean(worked)];
+  }
+
+  // ---------- showing a task ----------
+  function showTask(t) {
+    task = t;
+    let restored;
+    [st, restored] = restore(t);
+    visibleSince = null;
+    resumeClock();
+    confirmAsShown = false;
+    const k = t.candidates.length;
+    $("task-info").textContent = `Task #${t.task_id} · ${k} candidates`;
+
+    const convo = $("prompt");
+    const msgs = typeof t.prompt === "string" ? [{ role: "user", content: t.prompt }] : t.prompt;
+    convo.replaceChildren(
+      ...msgs.map((m) => {
+        const box = el("div", `msg msg-${m.role}`);
+        box.append(el("div", "role", m.role), richText(m.content));
+        return box;
+      }),
+    );
+
+    $("pair").hidden = $("choices").hidden = k !== 2;
+    $("kwise").hidden = k === 2;
+    if (k === 2) buildPair(t);
+    else buildRanking(t);
+
+    for (const input of $("ratings").querySelectorAll("input")) {
+      input.checked = st.ratings[input.name.slice(2)] === Number(input.value);
+    }
+    for (const input of $("flags").querySelectorAll("input")) {
+      input.checked = st.flags.includes(input.value);
+    }
+    $("rationale").value = st.rationale;
+    closeSkip();
+    hint("");
+    $("empty").hidden = true;
+    $("work").hidden = false;
+    setBusy(false);
+    render();
+    convo.scrollTop = convo.scrollHeight;
+    window.scrollTo(0, 0);
+    if (restored) status("Restored your unsaved work on this task.", "info");
+  }
+
+  function buildPair(t) {
+    $("pair").replaceChildren(
+      ...t.candidates.map((c, i) => {
+        const card = el("article", "cand");
+        card.dataset.id = c.id;
+        const head = el("header", "cand-head");
+        head.append(el("span", "cand-label", "AB"[i]), el("kbd", null, String(i + 1)));
+        card.append(head, richText(c.text));
+        return card;
+      }),
+    );
+  }
+
+  function buildRanking(t) {
+    cards.clear();
+    $("kmax").textContent = String(Math.min(9, t.candidates.length));
+    t.candidates.forEach((c, i) => {
+      const li = el("li", "rank-item");
+      li.dataset.id = c.id;
+      li.draggable = true;
+      li.tabIndex = 0;
+      const head = el("header", "cand-head");
+      head.append(el("span", "rank-pos"), el("span", "cand-label", `Candidate ${i + 1}`));
+      if (i < 9) head.append(el("kbd", null, String(i + 1)));
+      li.append(head, richText(c.text));
+      li.addEventListener("focus", () => select(c.id, false));
+      li.addEventListener("dragstart", (e) => {
+        e.dataTransfer.setData("text/plain", String(c.id));
+        e.dataTransfer.effectAllowed = "move";
+        li.classList.add("dragging");
+      });
+      li.addEventListener("dragend", () => li.classList.remove("dragging"));
+      li.addEventListener("dragover", (e) => {
+        e.preventDefault();
+        li.dataset.drop = dropZone(li, e);
+      });
+      li.addEventListener("dragleave", () => delete li.dataset.drop);
+      li.addEventListener("drop", (e) => {
+        e.preventDefault();
+        const zone = dropZone(li, e);
+        delete li.dataset.drop;
+        const dragged = Number(e.dataTransfer.getData("text/plain"));
+        if (!busy && dragged && dragged !== c.id) change(() => dropOn(dragged, c.id, zone), dragged);
+      });
+      cards.set(c.id, li);
+    });
+    $("ranking").replaceChildren(...cards.values());
+  }
+
+  function dropZone(li, e) {
+    const r = li.getBoundingClientRect();
+    const y = (e.clientY - r.top) / r.height;
+    return y < 0.3 ? "before" : y > 0.7 ? "after" : "tie";
+  }
+
+  /** Bring the screen in line with st (cheap: K is small; cards are moved, not rebuilt). */
+  function render() {
+    if (task.candidates.length === 2) {
+      for (const b of $("choices").querySelectorAll("button")) {
+        b.setAttribute("aria-pressed", String(b.dataset.choice === st.choice));
+      }
+      const [a, b] = $("pair").children;
+      const win = { a: [a, b], b: [b, a] }[st.choice];
+      for (const c of [a, b]) c.classList.remove("preferred", "lesser", "bad", "tied");
+      if (win) {
+        win[0].classList.add("preferred");
+        win[1].classList.add("lesser");
+      } else if (st.choice) {
+        for (const c of [a, b]) c.classList.add(st.choice === "tie" ? "tied" : "bad");
+      }
+      return;
+    }
+    const list = $("ranking");
+    let pos = 1;
+    for (const group of st.groups) {
+      group.forEach((id, i) => {
+        const li = cards.get(id);
+        list.append(li);
+        const tied = group.length > 1;
+        li.querySelector(".rank-pos").textContent = (tied ? "=" : "") + pos;
+        li.classList.toggle("tied", tied);
+        li.classList.toggle("tie-first", tied && i === 0);
+        li.classList.toggle("tie-rest", tied && i > 0);
+        li.classList.toggle("selected", id === st.sel);
+        li.setAttribute("aria-label", `Rank ${pos}${tied ? " (tied)" : ""}`);
+      });
+      pos += group.length;
+    }
+  }
+
+  // ---------- ranking operations (groups: best first; one group = tied candidates) ----------
+  function locate(id) {
+    return st.groups.findIndex((g) => g.includes(id));
+  }
+
+  function detach(id) {
+    const gi = locate(id);
+    const g = st.groups[gi];
+    g.splice(g.indexOf(id), 1);
+    if (!g.length) st.groups.splice(gi, 1);
+  }
+
+  function moveBy(id, dir) {
+    const gi = locate(id);
+    const g = st.groups[gi];
+    if (g.length > 1) {
+      // leaving a tie: step just above or below the tied group
+      g.splice(g.indexOf(id), 1);
+      st.groups.splice(dir < 0 ? gi : gi + 1, 0, [id]);
+      return;
+    }
+    const to = gi + dir;
+    if (to < 0 || to >= st.groups.length) return;
+    st.groups.splice(gi, 1);
+    st.groups.splice(to, 0, [id]);
+  }
+
+  function toggleTie(id) {
+    const gi = locate(id);
+    const g = st.groups[gi];
+    if (g.length > 1) {
+      g.splice(g.indexOf(id), 1);
+      st.groups.splice(gi + 1, 0, [id]);
+    } else if (gi > 0) {
+      st.groups.splice(gi, 1);
+      st.groups[gi - 1].push(id);
+    } else {
+      hint("The top candidate has nothing above it to tie with.");
+    }
+  }
+
+  function dropOn(dragged, target, zone) {
+    detach(dragged);
+    const ti = locate(target);
+    if (zone === "tie") st.groups[ti].push(dragged);
+    else st.groups.splice(zone === "before" ? ti : ti + 1, 0, [dragged]);
+  }
+
+  function select(id, focus = true) {
+    st.sel = id;
+    render();
+    const li = cards.get(id);
+    if (focus && li && document.activeElement !== li) li.focus({ preventScroll: true });
+    if (li) li.scrollIntoView({ block: "nearest" });
+  }
+
+  function change(fn, sel) {
+    fn();
+    st.touched = true;
+    confirmAsShown = false;
+    if (sel !== undefined) st.sel = sel;
+    hint("");
+    save();
+    render();
+    if (sel !== undefined) select(sel);
+  }
+
+  // ---------- submit, skip, retry ----------
+  function body() {
+    const b = {
+      ratings: st.ratings,
+      flags: st.flags,
+      rationale: st.rationale.trim() || null,
+      time_spent_ms: elapsed(),
+    };
+    if (task.candidates.length === 2) {
+      if (!st.choice) {
+        hint("Pick first: 1 = A better, 2 = B better, 3 = tie, 0 = both bad.");
+        return null;
+      }
+      return { ...b, choice: st.choice };
+    }
+    if (!st.touched && !confirmAsShown) {
+      confirmAsShown = true;
+      hint("You have not changed the order shown. Press Enter again to submit it as is.");
+      return null;
+    }
+    return { ...b, ranking: st.groups };
+  }
+
+  function setBusy(on) {
+    busy = on;
+    $("work").setAttribute("aria-busy", String(on));
+    $("work").classList.toggle("sending", on);
+    for (const b of [$("submit"), $("skip"), $("skip-go")]) b.disabled = on;
+  }
+
+  function submit() {
+    if (!task || busy) return;
+    st.rationale = $("rationale").value;
+    const b = body();
+    if (!b) return;
+    pauseClock();
+    save();
+    send({ kind: "judgment", task_id: task.task_id, body: b });
+  }
+
+  function skip() {
+    if (!task || busy) return;
+    pauseClock();
+    save();
+    send({ kind: "skip", task_id: task.task_id, body: { reason: $("skip-reason").value.trim() } });
+  }
+
+  async function send(item) {
+    localStorage.setItem(OUTBOX, JSON.stringify(item));
+    if (await drainOutbox()) next();
+  }
+
+  /** Send the outbox until the server answers; true when the caller may move on. */
+  async function drainOutbox() {
+    const item = JSON.parse(localStorage.getItem(OUTBOX) || "null");
+    if (!item) return true;
+    setBusy(true);
+    const url = `/api/v1/tasks/${item.task_id}/${item.kind === "skip" ? "skip" : "judgments"}`;
+    const verb = item.kind === "skip" ? "Skipping" : "Saving";
+    for (let attempt = 1; ; attempt++) {
+      status(`${verb}…`, "busy");
+      let res = null;
+      let why = "no connection";
+      try {
+        res = await api("POST", url, item.body);
+      } catch {
+        res = null;
+      }
+      const done = () => {
+        localStorage.removeItem(OUTBOX);
+        localStorage.removeItem(wipKey(item.task_id));
+      };
+      if (res && res.ok) {
+        done();
+        status(item.kind === "skip" ? "Skipped ✓" : "Saved ✓", "ok");
+        refreshCounts();
+        return true;
+      }
+      if (res && (res.status === 409 || res.status === 404)) {
+        done();
+        status(`Not saved: ${await errorText(res)}. Moving on.`, "warn");
+        return true;
+      }
+      if (res && res.status === 422) {
+        localStorage.removeItem(OUTBOX);
+        status(`Not saved: ${await errorText(res)}`, "bad");
+        if (task && task.task_id === item.task_id) {
+          setBusy(false);
+          resumeClock();
+          return false;
+        }
+        return true; // an old outbox entry the server refuses: nothing the labeler can fix
+      }
+      if (res && (res.status === 401 || res.status === 403)) {
+        status("Not saved yet: you are logged out. Your work is kept here;", "bad", {
+          text: "log in again to send it.",
+          href: "/login?next=/label",
+        });
+        return false;
+      }
+      if (res) why = `server answered ${res.status}`;
+      const wait = Math.min(1000 * 2 ** (attempt - 1), 15000);
+      await countdown(wait, (s) =>
+        status(`Not saved yet (${why}). Retrying in ${s} s (attempt ${attempt + 1})…`, "warn"),
+      );
+    }
+  }
+
+  // ---------- next task / nothing to do ----------
+  async function next() {
+    for (let attempt = 1; ; attempt++) {
+      let res = null;
+      try {
+        res = await api("GET", "/api/v1/tasks/next");
+      } catch {
+        res = null;
+      }
+      if (res && res.status === 200) {
+        showTask(await res.json());
+        return;
+      }
+      if (res && res.status === 204) {
+        showEmpty();
+        await countdown(POLL_MS, (s) => {
+          $("empty-next").textContent = `Checking again in ${s} s.`;
+        });
+        attempt = 0;
+        continue;
+      }
+      if (res && res.status === 401) {
+        window.location.assign("/login?next=/label");
+        return;
+      }
+      const wait = Math.min(1000 * 2 ** (attempt - 1), 15000);
+      const why = res ? `server answered ${res.status}` : "no connection";
+      await countdown(wait, (s) =>
+        status(`Could not load a task (${why}). Retrying in ${s} s…`, "warn"),
+      );
+    }
+  }
+
+  function showEmpty() {
+    pauseClock();
+    task = null;
+    st = null;
+    setBusy(false);
+    $("work").hidden = true;
+    $("empty").hidden = false;
+    $("task-info").textContent = "No task";
+  }
+
+  async function refreshCounts() {
+    try {
+      const res = await api("GET", "/api/v1/me");
+      if (!res.ok) return;
+      const me = await res.json();
+      $("n-today").textContent = me.judged_today;
+      $("n-total").textContent = me.judged_total;
+    } catch {
+      // counters are a nicety; the next save refreshes them
+    }
+  }
+
+  // ---------- controls ----------
+  function buildControls() {
+    for (const name of cfg.criteria) {
+      const row = el("div", "rating");
+      row.append(el("span", "rating-name", name));
+      for (let v = 1; v <= 5; v++) {
+        const lab = el("label", "pip");
+        const input = el("input");
+        input.type = "radio";
+        input.name = `r-${name}`;
+        input.value = String(v);
+        // clicking the chosen value again clears it (ratings are optional)
+        input.addEventListener("click", () => {
+          if (st.ratings[name] === v) {
+            delete st.ratings[name];
+            input.checked = false;
+          } else st.ratings[name] = v;
+          save();
+        });
+        lab.append(input, el("span", null, String(v)));
+        row.append(lab);
+      }
+      $("ratings").append(row);
+    }
+    for (const name of cfg.flags) {
+      const lab = el("label", "flag");
+      const input = el("input");
+      input.type = "checkbox";
+      input.value = name;
+      input.addEventListener("change", () => {
+        st.flags = st.flags.filter((f) => f !== name).concat(input.checked ? [name] : []);
+        save();
+      });
+      lab.append(input, el("span", null, name.replaceAll("_", " ")));
+      $("flags").append(lab);
+    }
+    $("rationale").addEventListener("input", () => {
+      st.rationale = $("rationale").value;
+      save();
+    });
+    for (const b of $("choices").querySelectorAll("button")) {
+      b.addEventListener("click", () => choose(b.dataset.choice));
+    }
+    $("submit").addEventListener("click", submit);
+    $("skip").addEventListener("click", openSkip);
+    $("skip-go").addEventListener("click", skip);
+    $("guide-toggle").addEventListener("click", () => toggleGuide());
+    $("guide-close").addEventListener("click", () => toggleGuide(false));
+  }
+
+  function choose(c) {
+    if (!task || busy) return;
+    st.choice = c;
+    hint("");
+    save();
+    render();
+  }
+
+  function openSkip() {
+    if (!task || busy) return;
+    $("skipbox").hidden = false;
+    $("skip-reason").focus();
+  }
+
+  function closeSkip() {
+    $("skipbox").hidden = true;
+    $("skip-reason").value = "";
+  }
+
+  function toggleGuide(open) {
+    const g = $("guide");
+    const show = open === undefined ? g.hidden : open;
+    g.hidden = !show;
+    $("guide-toggle").setAttribute("aria-expanded", String(show));
+  }
+
+  function onKey(e) {
+    if (e.isComposing) return;
+    const t = e.target;
+    const typing = t.matches("textarea, input:not([type=radio]):not([type=checkbox]), select");
+    if (e.key === "Escape") {
+      if (!$("skipbox").hidden) closeSkip();
+      else if (!$("guide").hidden) toggleGuide(false);
+      if (typing) t.blur();
+      return;
+    }
+    if (typing) {
+      if (e.key === "Enter" && t.id === "skip-reason") {
+        e.preventDefault();
+        skip();
+      } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && t.id === "rationale") {
+        e.preventDefault();
+        submit();
+      }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "g") return toggleGuide();
+    if (!task || busy) return;
+    const k = task.candidates.length;
+    if (e.key === "Enter") {
+      e.preventDefault(); // a focused button would otherwise act on Enter as well
+      return submit();
+    }
+    if (e.key === "s") {
+      e.preventDefault();
+      return openSkip();
+    }
+    if (k === 2) {
+      const c = { 1: "a", 2: "b", 3: "tie", 0: "both_bad" }[e.key];
+      if (c) choose(c);
+      return;
+    }
+    if (/^[1-9]$/.test(e.key) && Number(e.key) <= k) {
+      return select(task.candidates[Number(e.key) - 1].id);
+    }
+    if ((e.key === "ArrowUp" || e.key === "ArrowDown") && t.type !== "radio") {
+      if (st.sel === null) return hint("Pick a candidate with its number key first.");
+      e.preventDefault();
+      return change(() => moveBy(st.sel, e.key === "ArrowUp" ? -1 : 1), st.sel);
+    }
+    if (e.key === "t" && st.sel !== null) return change(() => toggleTie(st.sel), st.sel);
+  }
+
+  // ---------- start ----------
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      pauseClock();
+      save();
+    } else resumeClock();
+  });
+  window.addEventListener("pagehide", save);
+  buildControls();
+  refreshCounts();
+  (async () => {
+    await drainOutbox(); // a judgment sent before a reload or crash goes first
+    await next();
+  })();
+})();
