@@ -84,7 +84,8 @@ def tied_pairs(ranking: Ranking) -> list[tuple[int, int]]:
     return [tuple(sorted(p)) for g in ranking for p in combinations(g, 2)]  # type: ignore[misc]
 
 
-def _task_pairs(task_id: int, judgments: Iterable[JudgmentLike]) -> list[AggregatedPair]:
+def task_pairs(task_id: int, judgments: Iterable[JudgmentLike]) -> list[AggregatedPair]:
+    """Every pair of one task with its votes (tied majorities included, no filtering)."""
     # counts[(lo, hi)] = [lo above hi, hi above lo, tied, both_bad]
     counts: dict[tuple[int, int], list[int]] = {}
     for j in judgments:
@@ -110,7 +111,7 @@ def iter_aggregated(
 ) -> Iterator[AggregatedPair]:
     """Stream aggregate() over judgments already ordered by task_id: one task in memory at once."""
     for task_id, group in groupby(judgments, key=lambda j: j.task_id):
-        for pair in _task_pairs(task_id, group):
+        for pair in task_pairs(task_id, group):
             if pair.agreement + 1e-9 < min_agreement:
                 continue
             if pair.is_tie and not include_ties:

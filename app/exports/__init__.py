@@ -1,0 +1,1 @@
+"""Researcher exports: TRL-ready preference datasets, raw judgments, rankings, snapshots."""

@@ -1,0 +1,148 @@
+"""Export JSON API (researcher or admin): streamed files, previews, snapshots, agreement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.deps import Researcher, SessionDep
+from app.exports import service
+from app.exports.query import FilterError
+from app.exports.schemas import ExportFilters, Format, PreviewOut, Shape, SnapshotOut
+from app.exports.writers import MEDIA_TYPES
+from app.models import DatasetSnapshot
+
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+
+
+def filters_from_query(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    labeler: Annotated[list[str], Query()] = [],  # noqa: B006
+    model_version: Annotated[list[str], Query()] = [],  # noqa: B006
+    tag: Annotated[list[str], Query()] = [],  # noqa: B006
+    source: Annotated[list[str], Query()] = [],  # noqa: B006
+    min_agreement: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    exclude_flagged: bool = False,
+    include_ties: bool = True,
+    include_both_bad: bool = True,
+    margin: bool = False,
+) -> ExportFilters:
+    try:
+        return ExportFilters(
+            since=since,
+            until=until,
+            labelers=labeler,
+            model_versions=model_version,
+            tags=tag,
+            sources=source,
+            min_agreement=min_agreement,
+            exclude_flagged=exclude_flagged,
+            include_ties=include_ties,
+            include_both_bad=include_both_bad,
+            margin=margin,
+        )
+    except ValidationError as e:
+        raise HTTPException(422, str(e)) from None
+
+
+Filters = Annotated[ExportFilters, Depends(filters_from_query)]
+
+
+@router.get(
+    "/preferences",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "the dataset, streamed; X-Dataset-Snapshot and Link name its card",
+            "content": {t: {} for t in MEDIA_TYPES.values()},
+        },
+        422: {"description": "unknown shape, format or filter value"},
+    },
+)
+async def export_preferences(
+    session: SessionDep,
+    user: Researcher,
+    filters: Filters,
+    shape: Shape = "trl",
+    format: Format = "jsonl",
+) -> StreamingResponse:
+    """Stream a preference dataset; recorded as a dataset snapshot with a card."""
+    try:
+        await run_in_threadpool(service.check, shape, format, filters)
+    except FilterError as e:
+        raise HTTPException(422, str(e)) from None
+    snap = await session.run_sync(service.start_snapshot, shape, format, filters, user.user_id)
+    # commit now: the body streams after this handler returns, and the snapshot is finished
+    # from another connection once the last byte is out
+    await session.commit()
+    filename = f"prefloop-{shape}-{snap.id}.{format}"
+    export = service.Export(filters, shape, format)
+    return StreamingResponse(
+        service.stream_and_finish(snap.id, export, filename),
+        media_type=MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Dataset-Snapshot": str(snap.id),
+            "Link": f'</api/v1/exports/{snap.id}>; rel="describedby"',
+        },
+    )
+
+
+@router.get("/preview", response_model=PreviewOut, responses={422: {}})
+async def preview_counts(user: Researcher, filters: Filters) -> PreviewOut:
+    """How many judgments, tasks and rows of each shape the filters select."""
+    try:
+        return await run_in_threadpool(service.preview, filters)
+    except FilterError as e:
+        raise HTTPException(422, str(e)) from None
+
+
+@router.get("/agreement", responses={422: {}})
+async def agreement(user: Researcher, filters: Filters) -> dict[str, Any]:
+    """Pairwise percent agreement and ordinal Krippendorff's alpha, overall and per labeler."""
+    try:
+        return await run_in_threadpool(service.agreement_report, filters)
+    except FilterError as e:
+        raise HTTPException(422, str(e)) from None
+
+
+@router.get("", response_model=list[SnapshotOut])
+async def list_snapshots(
+    session: SessionDep, user: Researcher, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[SnapshotOut]:
+    """Recent dataset snapshots, newest first."""
+    rows = await session.scalars(
+        select(DatasetSnapshot).order_by(DatasetSnapshot.id.desc()).limit(limit)
+    )
+    return [SnapshotOut.model_validate(s) for s in rows]
+
+
+@router.get("/{snapshot_id}", response_model=SnapshotOut, responses={404: {}})
+async def get_snapshot(snapshot_id: int, session: SessionDep, user: Researcher) -> SnapshotOut:
+    """One snapshot: filters, row count, sha256 and its dataset card."""
+    snap = await session.get(DatasetSnapshot, snapshot_id)
+    if snap is None:
+        raise HTTPException(404, f"snapshot {snapshot_id} does not exist")
+    return SnapshotOut.model_validate(snap)
+
+
+@router.get(
+    "/{snapshot_id}/card",
+    response_class=PlainTextResponse,
+    responses={404: {}, 200: {"content": {"text/markdown": {}}}},
+)
+async def get_card(snapshot_id: int, session: SessionDep, user: Researcher) -> PlainTextResponse:
+    """The snapshot's dataset card as Markdown (empty until the export finished)."""
+    snap = await session.get(DatasetSnapshot, snapshot_id)
+    if snap is None:
+        raise HTTPException(404, f"snapshot {snapshot_id} does not exist")
+    if not snap.card:
+        raise HTTPException(404, f"snapshot {snapshot_id} has no card yet (export unfinished)")
+    return PlainTextResponse(snap.card, media_type="text/markdown; charset=utf-8")

@@ -1,0 +1,85 @@
+"""`prefloop export preferences`: write a dataset file, its card, and a snapshot record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+    from app.cli import console, fail
+
+    exp = group("export", "Export preference datasets (recorded as dataset snapshots).")
+
+    @exp.command("preferences")
+    def export_preferences(
+        output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
+        shape: Annotated[str, typer.Option(help="trl | raw | rankings")] = "trl",
+        format: Annotated[str, typer.Option(help="jsonl | parquet | csv")] = "jsonl",
+        since: Annotated[datetime | None, typer.Option(help="judged at or after (UTC)")] = None,
+        until: Annotated[datetime | None, typer.Option(help="judged before (UTC)")] = None,
+        labeler: Annotated[list[str], typer.Option(help="name or lab_ id; repeatable")] = [],  # noqa: B006
+        model_version: Annotated[list[str], typer.Option(help="repeatable")] = [],  # noqa: B006
+        tag: Annotated[list[str], typer.Option(help="repeatable")] = [],  # noqa: B006
+        source: Annotated[list[str], typer.Option(help="repeatable")] = [],  # noqa: B006
+        min_agreement: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+        exclude_flagged: Annotated[bool, typer.Option("--exclude-flagged")] = False,
+        ties: Annotated[bool, typer.Option("--ties/--no-ties", help="keep tie judgments")] = True,
+        both_bad: Annotated[bool, typer.Option("--both-bad/--no-both-bad")] = True,
+        margin: Annotated[bool, typer.Option("--margin", help="trl: add a margin column")] = False,
+        user: Annotated[str | None, typer.Option(help="account recorded as exporter")] = None,
+    ) -> None:
+        """Export judgments as trl pairs, raw judgments or per-task rankings."""
+        from pydantic import ValidationError
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from sqlalchemy import select
+
+        from app.db import session_scope
+        from app.exports.query import FilterError
+        from app.exports.schemas import ExportFilters
+        from app.exports.service import Export, check, export_to_file
+        from app.models import Role, User
+
+        try:
+            filters = ExportFilters(
+                since=since,
+                until=until,
+                labelers=labeler,
+                model_versions=model_version,
+                tags=tag,
+                sources=source,
+                min_agreement=min_agreement,
+                exclude_flagged=exclude_flagged,
+                include_ties=ties,
+                include_both_bad=both_bad,
+                margin=margin,
+            )
+            check(shape, format, filters)
+        except (ValidationError, FilterError) as e:
+            fail(str(e))
+        user_id = None
+        if user:
+            with session_scope() as session:
+                row = session.execute(select(User.id, User.role).where(User.name == user)).first()
+            if row is None:
+                fail(f"no account named {user!r}")
+            if row[1] not in (Role.researcher, Role.admin):
+                fail(f"{user!r} is not a researcher or admin")
+            user_id = row[0]
+        total = Export(filters, shape, format).total()
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("judgments", total=total)
+            snapshot_id, export = export_to_file(
+                filters, shape, format, output, user_id, lambda n: bar.advance(task, n)
+            )
+            bar.update(task, completed=total)
+        console.print(
+            f"wrote {export.stats.rows} {shape} rows to {output} "
+            f"(snapshot {snapshot_id}, sha256 {export.digest.hexdigest[:16]}…); "
+            f"card: {output.name}.card.md",
+            highlight=False,
+        )
