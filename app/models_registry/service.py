@@ -14,7 +14,7 @@ from app.config import get_settings
 from app.models import ModelKind, ModelStatus, ModelVersion, utcnow
 
 
-class RegistryError(Exception):
+class RegistryError(ValueError):
     """A model version request that cannot be honoured (shown to the user as is)."""
 
 

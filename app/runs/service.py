@@ -14,7 +14,7 @@ TERMINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 LOG_TAIL_CHARS = 8000
 
 
-class RunError(Exception):
+class RunError(ValueError):
     """A run request that cannot be honoured (HTTP 409 / CLI error)."""
 
 

@@ -1,8 +1,9 @@
 """`generate` runs: sample K candidates per prompt from policy versions, create comparison tasks.
 
 Prompt choice: the given `prompt_ids`, else prompts flagged needs_candidates (oldest first), then,
-while `fresh` (default true) and fewer than `prompts` were found, existing prompts without an open
-task, least-generated first (random among equals) with a new seed, so the queue never runs dry.
+while `fresh` (default true) and fewer than `prompts` were found, other prompts with a new seed:
+those without an open task first, then the least-generated (random among equals), so the queue
+never runs dry.
 With `versions: [a, b]` the K candidates alternate between those versions (A/B); labelers see them
 anonymously in a per-assignment random order. Each batch of prompts is committed on its own, so a
 cancelled run keeps the tasks it already made.
@@ -14,7 +15,7 @@ import random
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -103,11 +104,12 @@ def select_prompts(
             .subquery()
         )
         with_open = select(ComparisonTask.prompt_id).where(ComparisonTask.status == TaskStatus.open)
+        has_open = case((Prompt.id.in_(with_open), 1), else_=0)
         rows += session.execute(
             select(*cols)
             .outerjoin(tasks, tasks.c.prompt_id == Prompt.id)
-            .where(~Prompt.needs_candidates, Prompt.id.not_in(with_open))
-            .order_by(func.coalesce(tasks.c.n, 0), func.random())
+            .where(~Prompt.needs_candidates)
+            .order_by(has_open, func.coalesce(tasks.c.n, 0), func.random())
             .limit(limit - len(rows))
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]

@@ -1,0 +1,73 @@
+"""`prefloop models list|activate|bootstrap`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.models import ModelKind
+
+
+def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+    from app.cli import console, fail
+
+    models = group("models", "Model versions: list, activate (and roll back).")
+
+    @models.command("list")
+    def list_cmd(
+        kind: Annotated[ModelKind | None, typer.Option(help="policy | reward")] = None,
+    ) -> None:
+        """List model versions, newest first (the active ones are marked)."""
+        from rich.table import Table
+
+        from app.db import session_scope
+        from app.models_registry.service import list_versions
+
+        with session_scope() as s:
+            versions = list_versions(s, kind)
+        if not versions:
+            console.print("no model versions yet (`prefloop worker` sets up the first policy)")
+            return
+        table = Table("id", "version", "kind", "status", "parent", "base model", "created", "path")
+        for v in versions:
+            style = "bold green" if v.status.value == "active" else None
+            table.add_row(
+                str(v.id),
+                v.version,
+                v.kind.value,
+                v.status.value,
+                str(v.parent_id or ""),
+                v.base_model or "",
+                f"{v.created_at:%Y-%m-%d %H:%M}",
+                v.path,
+                style=style,
+            )
+        console.print(table)
+
+    @models.command("activate")
+    def activate_cmd(
+        version: Annotated[str, typer.Argument(help="version name or id (older = rollback)")],
+    ) -> None:
+        """Verify VERSION loads, then make it the active one of its kind (atomic)."""
+        from app.db import session_scope
+        from app.models_registry.service import RegistryError, activate
+
+        try:
+            with console.status(f"verifying {version} loads ..."), session_scope() as s:
+                mv = activate(s, version)
+                name, kind = mv.version, mv.kind.value
+        except RegistryError as e:
+            fail(str(e))
+        console.print(f"active {kind}: {name}")
+
+    @models.command("bootstrap")
+    def bootstrap_cmd() -> None:
+        """Set up the first policy now (PREFLOOP_POLICY_MODEL or the embedded SmolLM2)."""
+        from workers.bootstrap_policy import BootstrapError, ensure_active_policy
+
+        try:
+            mv = ensure_active_policy(log=lambda m: console.print(m, highlight=False))
+        except BootstrapError as e:
+            fail(str(e))
+        console.print(f"active policy: {mv.version if mv else 'none'}")

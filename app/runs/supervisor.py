@@ -1,0 +1,60 @@
+"""`prefloop up`: `prefloop serve` and `prefloop worker` as child processes, stopped together."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+CLI = [sys.executable, "-c", "from app.cli import main; main()"]
+STOP_TIMEOUT_S = 30.0
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child (the worker re-queues its current run), then SIGKILL stragglers."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for p in procs.values():
+        try:
+            p.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def supervise(host: str | None = None, port: int | None = None) -> int:
+    """Start both children, wait until Ctrl-C/SIGTERM or one exits, stop the other; exit code."""
+    serve = CLI + ["serve"]
+    if host:
+        serve += ["--host", host]
+    if port:
+        serve += ["--port", str(port)]
+    stop = {"signal": 0}
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    # own sessions: a terminal Ctrl-C reaches only us, and we stop the children in order
+    procs = {
+        "web": subprocess.Popen(serve, start_new_session=True),
+        "worker": subprocess.Popen(CLI + ["worker"], start_new_session=True),
+    }
+    code = 0
+    try:
+        while not stop["signal"]:
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead:
+                code = procs[dead[0]].returncode or 1
+                print(f"prefloop up: {dead[0]} exited ({code}); stopping", file=sys.stderr)
+                break
+            time.sleep(0.3)
+    finally:
+        _stop(procs)
+        for s, h in old.items():
+            signal.signal(s, h)
+    return code
