@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.models import Judgment, TaskCandidate
+from app.models import Completion, Judgment, TaskCandidate
 from app.prompts import parsing, store
 from workers.ml.tiny import PROMPTS, REPLIES
 
@@ -72,19 +72,25 @@ def seed_polite_preferences(
             rng.shuffle(picks)
             rows.append((p, picks))
     task_ids = make_task_rows(rows)
-    count = 0
-    for tid, (_, picks) in zip(task_ids, rows, strict=True):
-        ids = candidates(tid)
-        with session_scope() as s:
-            from app.models import Completion
-
-            text = dict(
-                s.execute(
-                    select(Completion.id, Completion.text).where(Completion.id.in_(ids))
-                ).all()
+    with session_scope() as s:
+        cands = s.execute(
+            select(TaskCandidate.task_id, Completion.id, Completion.text)
+            .join(Completion, Completion.id == TaskCandidate.completion_id)
+            .where(TaskCandidate.task_id.in_(task_ids))
+            .order_by(TaskCandidate.task_id, TaskCandidate.position)
+        ).all()
+        by_task: dict[int, list[tuple[int, str]]] = {}
+        for tid, cid, text in cands:
+            by_task.setdefault(tid, []).append((cid, text))
+        for n, tid in enumerate(task_ids):
+            polite = [c for c, t in by_task[tid] if t in POLITE]
+            rude = [c for c, t in by_task[tid] if t in RUDE]
+            s.add(
+                Judgment(
+                    task_id=tid,
+                    source="synthetic",
+                    external_id=f"polite-{seed}-{n}",
+                    ranking=[polite, rude],
+                )
             )
-        polite = [c for c in ids if text[c] in POLITE]
-        rude = [c for c in ids if text[c] in RUDE]
-        judge(tid, [polite, rude], tag=f"t{tid}-")
-        count += 1
-    return count
+    return len(task_ids)

@@ -1,0 +1,110 @@
+"""`reward` runs: pairs from judgments -> TRL RewardTrainer from the policy's backbone -> a
+registered reward version (ready) with its metrics and the exact judgments it was trained on."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from app.models import ModelKind, ModelStatus
+from app.models_registry import service as registry
+from workers.context import JobContext
+from workers.datasets import reward_rows
+from workers.jobs.training import (
+    CurveProgress,
+    JobParamError,
+    clean,
+    config_from,
+    id_ranges,
+    ids_digest,
+    number,
+    policy_version,
+    series,
+)
+
+ALIASES = {"batch_size": "per_device_train_batch_size"}
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Train a reward model on the judgments so far; returns the run's metrics."""
+    from workers.ml.reward import CURVE_KEYS, RewardRunConfig, train_reward
+
+    p, s = ctx.params, ctx.settings
+    min_agreement = number(p, "min_agreement", s.min_agreement, 0.0, 1.0)
+    eval_fraction = number(p, "eval_fraction", 0.2, 0.0, 0.9)
+    max_id = p.get("max_judgment_id")
+    cfg = config_from(p, RewardRunConfig, ALIASES)
+    with ctx.session() as session:
+        policy = policy_version(session, p.get("policy_version_id"))
+        base = (policy.id, policy.version, policy.path)
+        data = reward_rows(
+            session, min_agreement, eval_fraction, int(max_id) if max_id is not None else None
+        )
+    st = data.stats
+    ctx.log(
+        f"{st['judgments']} judgments -> {st['pairs_train']} train / {st['pairs_eval']} eval pairs "
+        f"({st['prompts_train']}/{st['prompts_eval']} prompts; dropped: {st['pairs_tied']} tied, "
+        f"{st['pairs_low_agreement']} below agreement {min_agreement}); "
+        f"{st['both_bad_judgments']} both-bad"
+    )
+    if not data.train:
+        raise JobParamError(
+            f"no training pairs from {st['judgments']} judgments (min_agreement={min_agreement})"
+        )
+    dataset = {
+        **st,
+        "judgment_count": len(data.judgment_ids),
+        "judgment_ids_sha256": ids_digest(data.judgment_ids),
+    }
+    name, path = registry.new_version_path(ModelKind.reward)
+    with ctx.session() as session:
+        mv = registry.register_version(
+            session,
+            ModelKind.reward,
+            path,
+            status=ModelStatus.training,
+            parent_id=base[0],
+            base_model=base[2],
+            metrics=clean({**dataset, "policy_version": base[1], "run_id": ctx.run_id}),
+            run_id=ctx.run_id,
+            version=name,
+        )
+        version_id = mv.id
+    ctx.log(f"training {name} from policy {base[1]} on {len(data.train)} pairs")
+    started = time.monotonic()
+    out = train_reward(
+        Path(base[2]),
+        data.train,
+        data.eval,
+        path,
+        cfg,
+        CurveProgress(ctx, {k: k for k in CURVE_KEYS}),
+        ctx.should_stop,
+    )
+    seconds = time.monotonic() - started
+    curves = series(out.pop("curves", []))
+    result = {
+        **out,
+        **dataset,
+        "train_seconds": round(seconds, 2),
+        "policy_version_id": base[0],
+        "config": dataclasses.asdict(cfg),
+    }
+    with ctx.session() as session:
+        registry.set_status(
+            session,
+            version_id,
+            ModelStatus.ready,
+            metrics=clean(
+                {**result, "curves": curves, "judgment_id_ranges": id_ranges(data.judgment_ids)}
+            ),
+        )
+    ctx.log(
+        f"{name}: eval accuracy {out.get('eval_accuracy')}, eval loss {out.get('eval_loss')} "
+        f"({seconds:.1f}s)"
+    )
+    return clean(
+        {**result, "curves": curves, "reward_version_id": version_id, "reward_version": name}
+    )

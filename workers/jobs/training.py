@@ -1,0 +1,178 @@
+"""Shared pieces of the reward and PPO jobs: params -> configs, live curves, version lookup."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import threading
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import ModelKind, ModelStatus, ModelVersion
+from app.models_registry import service as registry
+
+
+class JobParamError(ValueError):
+    """A run parameter that cannot be used; the run fails with this message."""
+
+
+def number(params: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
+    """A float parameter within [lo, hi]."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise JobParamError(f"param {name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise JobParamError(f"param {name}={value} must be between {lo} and {hi}")
+    return value
+
+
+def flag(params: dict[str, Any], name: str, default: bool) -> bool:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if isinstance(raw, str):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return bool(raw)
+
+
+def config_from(params: dict[str, Any], cls: type, aliases: dict[str, str] | None = None) -> Any:
+    """Build dataclass `cls` from params (field names or aliases), coercing to field types."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, raw in params.items():
+        name = (aliases or {}).get(key, key)
+        if name not in names or raw is None or raw == "":
+            continue
+        default = names[name].default
+        kind = type(default) if default is not None and default is not dataclasses.MISSING else None
+        try:
+            if kind is bool:
+                value: Any = flag(params, key, bool(default))
+            elif kind in (int, float):
+                value = kind(raw)
+                if kind is int and float(raw) != value:
+                    raise ValueError
+                if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
+                    raise ValueError
+            elif kind is None and isinstance(raw, (int, float)):
+                value = raw
+            else:
+                value = str(raw) if kind is str else raw
+        except (TypeError, ValueError):
+            raise JobParamError(f"param {key}={raw!r} is not a valid value") from None
+        values[name] = value
+    return cls(**values)
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None (PostgreSQL JSONB rejects NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    return obj
+
+
+def series(history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """[{step, a, b}, ...] -> {a: [[step, a], ...], b: ...} (finite numbers only)."""
+    out: dict[str, list[list[float]]] = {}
+    for row in history:
+        step = row.get("step")
+        for key, value in row.items():
+            if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(value):
+                out.setdefault(key, []).append([step, float(value)])
+    return out
+
+
+class CurveProgress:
+    """Progress callback for helper-1's trainers: forwards to ctx.progress with live curves."""
+
+    def __init__(self, ctx: Any, keys: dict[str, str], every: int = 1) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.curves: dict[str, list[list[float]]] = {}
+        self.every = every
+        self._lock = threading.Lock()
+
+    def __call__(self, step: int, total: int, logs: dict[str, Any] | None = None) -> None:
+        picked = {}
+        for key, value in (logs or {}).items():
+            name = self.keys.get(key)
+            if name and isinstance(value, (int, float)) and math.isfinite(value):
+                picked[name] = float(value)
+        if not picked:
+            self.ctx.progress(step, total)
+            return
+        with self._lock:
+            for name, value in picked.items():
+                self.curves.setdefault(name, []).append([step, value])
+            snapshot = {k: list(v) for k, v in self.curves.items()}
+        self.ctx.progress(step, total, {**picked, "curves": snapshot})
+
+
+def id_ranges(ids: list[int]) -> list[list[int]]:
+    """Sorted ids as inclusive [first, last] runs: an exact, compact record of a dataset."""
+    out: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+def expand_ranges(ranges: list[list[int]]) -> list[int]:
+    return [i for a, b in ranges for i in range(a, b + 1)]
+
+
+def ids_digest(ids: list[int]) -> str:
+    return hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()
+
+
+def policy_version(session: Session, ref: Any = None) -> ModelVersion:
+    """The policy version named by `ref`, else the active one."""
+    if ref not in (None, ""):
+        mv = registry.get_version(session, ref)
+        if mv.kind != ModelKind.policy:
+            raise JobParamError(f"version {mv.version} is a {mv.kind.value} model, not a policy")
+    else:
+        mv = registry.active_version(session, ModelKind.policy)
+        if mv is None:
+            raise JobParamError("no active policy version; activate one on /admin/models")
+    if mv.status in (ModelStatus.training, ModelStatus.failed):
+        raise JobParamError(f"policy version {mv.version} is {mv.status.value}")
+    return mv
+
+
+def reward_version(session: Session, ref: Any = None) -> ModelVersion:
+    """The reward version named by `ref`, else the newest usable (ready or active) one."""
+    if ref not in (None, ""):
+        mv = registry.get_version(session, ref)
+        if mv.kind != ModelKind.reward:
+            raise JobParamError(f"version {mv.version} is a {mv.kind.value} model, not a reward")
+        if mv.status in (ModelStatus.training, ModelStatus.failed):
+            raise JobParamError(f"reward version {mv.version} is {mv.status.value}")
+        return mv
+    mv = session.scalar(
+        select(ModelVersion)
+        .where(
+            ModelVersion.kind == ModelKind.reward,
+            ModelVersion.status.in_([ModelStatus.ready, ModelStatus.active]),
+        )
+        .order_by(ModelVersion.id.desc())
+        .limit(1)
+    )
+    if mv is None:
+        raise JobParamError("no reward model is ready; run a reward run first")
+    return mv
