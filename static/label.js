@@ -27,20 +27,33 @@
     return node;
   }
 
+  /** Plain text with `inline code` spans as <code>; everything else stays literal. */
+  function prose(text) {
+    const div = el("div", "prose");
+    text.split(/`([^`\n]+)`/).forEach((part, i) => {
+      if (part) div.append(i % 2 ? el("code", null, part) : part);
+    });
+    return div;
+  }
+
   /** Text with ``` fences: code blocks in <pre>, the rest as pre-wrapped text. */
   function richText(text) {
     const box = el("div", "rich");
     const fence = /```([^\n`]*)\n([\s\S]*?)(?:\n?```|$)/g;
     let last = 0;
+    const before = (s) => s.replace(/\n+$/, ""); // blank lines next to a block are its margin
+    const after = (s) => s.replace(/^\n+/, "");
     for (const m of text.matchAll(fence)) {
-      if (m.index > last) box.append(el("div", "prose", text.slice(last, m.index)));
+      const chunk = before(last ? after(text.slice(last, m.index)) : text.slice(0, m.index));
+      if (chunk) box.append(prose(chunk));
       const pre = el("pre", "code");
       if (m[1].trim()) pre.dataset.lang = m[1].trim();
       pre.append(el("code", null, m[2]));
       box.append(pre);
       last = m.index + m[0].length;
     }
-    if (last < text.length || !text) box.append(el("div", "prose", text.slice(last)));
+    const rest = last ? after(text.slice(last)) : text;
+    if (rest || !box.childNodes.length) box.append(prose(rest));
     return box;
   }
 
