@@ -12,8 +12,8 @@ from rich.console import Console
 
 import app as app_pkg
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 root = typer.Typer(
     help="prefloop: rank completions, train a reward model, PPO the policy.",

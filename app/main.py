@@ -7,10 +7,13 @@ import logging
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -23,6 +26,7 @@ from app.web import ROOT
 log = logging.getLogger("prefloop")
 
 LARGE_BODY_PREFIXES = ("/api/v1/import", "/admin/import")
+API_PREFIXES = ("/api/", "/v1/")
 
 
 def _routers() -> list:  # type: ignore[type-arg]
@@ -77,5 +81,17 @@ def create_app() -> FastAPI:
             for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(FastAPIHTTPException)
+    async def _http(request: Request, exc: FastAPIHTTPException) -> Response:
+        # a browser asking for a page without a session goes to the login form
+        if (
+            exc.status_code == 401
+            and request.method == "GET"
+            and not request.url.path.startswith(API_PREFIXES)
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return await http_exception_handler(request, exc)
 
     return app

@@ -91,7 +91,8 @@ def _message(e: ValidationError) -> str:
             for p in err["loc"]
             if not str(p).startswith(("str", "list[", "CompletionIn", "function"))
         )
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

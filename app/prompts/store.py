@@ -54,7 +54,7 @@ def upsert_prompts(
             session.execute(
                 select(Prompt.content_hash, Prompt.id).where(Prompt.content_hash.in_(chunk))
             )
-            .tuples()
+            
             .all()
         )
     new = [
@@ -107,7 +107,7 @@ def import_comparisons(
                 Completion.prompt_id.in_({k[0] for k in chunk}),
                 Completion.content_hash.in_({k[1] for k in chunk}),
             )
-        ).tuples()
+        )
         c_ids.update({(p, h): cid for p, h, cid in rows})
     versions = model_version_ids or {}
     new_c = [
@@ -142,7 +142,7 @@ def import_comparisons(
                     ComparisonTask.dedupe_key.in_(chunk)
                 )
             )
-            .tuples()
+            
             .all()
         )
     created: dict[str, ComparisonTask] = {}
