@@ -1,0 +1,1 @@
+"""Import already-labeled preference data (Hugging Face rows, OpenAssistant trees)."""

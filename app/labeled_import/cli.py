@@ -1,0 +1,46 @@
+"""`prefloop import preferences FILE`: labeled preference data as judgments of a named source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+    from app.cli import console, fail, read_input
+
+    @group("import", "").command("preferences")
+    def import_preferences(
+        file: Path,
+        format: Annotated[str, typer.Option(help="auto | hf | oasst")] = "auto",
+        source: Annotated[
+            str | None, typer.Option(help="name the judgments are attributed to (default: file)")
+        ] = None,
+    ) -> None:
+        """Import already-labeled preferences (HF chosen/rejected rows or OpenAssistant trees)."""
+        from app.db import session_scope
+        from app.labeled_import import parsers, service
+        from app.prompts.parsing import FileErrors
+
+        data = read_input(file)
+        name = source or file.stem
+        with console.status(f"validating {file} ..."):
+            try:
+                fmt, records = parsers.parse(data, format)
+            except FileErrors as e:
+                for line, msg in e.errors[:200]:
+                    console.print(f"{file}:{line}: {msg}", highlight=False, markup=False)
+                fail(f"{len(e.errors)} error(s) in {file}; nothing was imported")
+        with console.status(f"writing {len(records)} ranked comparisons ..."):
+            try:
+                with session_scope() as session:
+                    s = service.import_preferences(session, records, name, fmt)
+            except ValueError as e:
+                fail(str(e))
+        console.print(
+            f"{s.records} {fmt} comparisons from source {name!r}: {s.tasks_created} tasks and "
+            f"{s.judgments_created} judgments created, {s.already_present} already present",
+            highlight=False,
+        )

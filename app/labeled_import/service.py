@@ -1,0 +1,126 @@
+"""Store labeled records: prompts, candidates and tasks, plus judgments attributed to a source.
+
+Judgments get user_id NULL, source = the source name and a stable external_id, so importing the
+same file again adds nothing. Tasks that only hold imported judgments are marked complete with
+required_judgments = their judgment count, so labelers are never offered them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.labeled_import.records import LabeledRecord
+from app.models import ComparisonTask, Completion, Judgment, TaskCandidate, TaskStatus
+from app.prompts import store
+from app.prompts.parsing import Record
+
+CHUNK = 500
+
+
+@dataclass
+class PreferenceImportSummary:
+    format: str
+    source: str
+    records: int = 0
+    tasks_created: int = 0
+    completions_created: int = 0
+    judgments_created: int = 0
+    already_present: int = 0
+
+
+def _chunks(items: list[int]) -> list[list[int]]:
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
+
+def import_preferences(
+    session: Session, records: list[LabeledRecord], source: str, fmt: str
+) -> PreferenceImportSummary:
+    """Write every record in the session's transaction (flush only; the caller commits)."""
+    source = source.strip()
+    if not source or len(source) > 200:
+        raise ValueError("source name must be 1-200 characters")
+    summary = PreferenceImportSummary(format=fmt, source=source, records=len(records))
+    prompt_records = [
+        Record(
+            line=r.line,
+            messages=r.messages,
+            is_chat=r.is_chat,
+            tags=r.tags,
+            completions=[(text, source) for text in r.completions],
+            required_judgments=1,
+        )
+        for r in records
+    ]
+    created, task_ids = store.import_comparisons(session, prompt_records, 1)
+    summary.tasks_created = created.tasks_created
+    summary.completions_created = created.completions_created
+    unique_tasks = sorted(set(task_ids))
+    by_hash: dict[tuple[int, str], int] = {}
+    existing: set[tuple[int, str | None]] = set()
+    for chunk in _chunks(unique_tasks):
+        by_hash.update(
+            {
+                (tid, h): cid
+                for tid, h, cid in session.execute(
+                    select(TaskCandidate.task_id, Completion.content_hash, Completion.id)
+                    .join(Completion, Completion.id == TaskCandidate.completion_id)
+                    .where(TaskCandidate.task_id.in_(chunk))
+                )
+            }
+        )
+        existing.update(
+            session.execute(
+                select(Judgment.task_id, Judgment.external_id).where(
+                    Judgment.task_id.in_(chunk), Judgment.source == source
+                )
+            )
+        )
+    new: list[Judgment] = []
+    for r, tid in zip(records, task_ids, strict=True):
+        if (tid, r.external_id) in existing:
+            summary.already_present += 1
+            continue
+        existing.add((tid, r.external_id))
+        ids = [by_hash[(tid, store.completion_hash(text, source))] for text in r.completions]
+        new.append(
+            Judgment(
+                task_id=tid,
+                user_id=None,
+                source=source,
+                external_id=r.external_id,
+                ranking=[[ids[i] for i in group] for group in r.ranking],
+                choice=r.choice,
+                ratings={},
+                flags=[],
+            )
+        )
+    session.add_all(new)
+    session.flush()
+    summary.judgments_created = len(new)
+    _settle_tasks(session, sorted({j.task_id for j in new}))
+    return summary
+
+
+def _settle_tasks(session: Session, task_ids: list[int]) -> None:
+    """Recount judgments; tasks holding only imported judgments become complete."""
+    for chunk in _chunks(task_ids):
+        counts = session.execute(
+            select(Judgment.task_id, func.count(), func.count(Judgment.user_id))
+            .where(Judgment.task_id.in_(chunk))
+            .group_by(Judgment.task_id)
+        ).all()
+        tasks = {
+            t.id: t
+            for t in session.scalars(select(ComparisonTask).where(ComparisonTask.id.in_(chunk)))
+        }
+        for tid, total, by_labelers in counts:
+            task = tasks[tid]
+            task.judgment_count = total
+            if by_labelers == 0:
+                task.required_judgments = total
+            if total >= task.required_judgments:
+                task.status = TaskStatus.complete
+    session.flush()
