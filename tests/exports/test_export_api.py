@@ -174,4 +174,7 @@ def test_agreement_endpoint(client, researcher, labeled) -> None:  # type: ignor
     assert a["level"] == "ordinal" and a["alpha"] is not None
     by = {x["labeler"]: x for x in a["labelers"]}
     alice = by[labeler_pseudonym(user_id("alice"))]
-    assert (alice["compared"], alice["agreed"]) == (1, 0)  # task 0: bob and carol split; task 1: bob says b
+    assert (alice["compared"], alice["agreed"]) == (
+        1,
+        0,
+    )  # task 0: bob and carol split; task 1: bob says b
