@@ -32,3 +32,55 @@ def run_job(kind: RunKind, params: dict) -> Run:
     assert worker.tick(), "the worker found no queued run"
     with session_scope() as s:
         return s.get(Run, run_id)  # type: ignore[return-value]
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():  # type: ignore[no-untyped-def]
+    """Tiny models train fastest (and least disturbed by a busy CPU) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_dir(tiny_policy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reward model trained once (directly with train_reward) on polite-beats-rude pairs."""
+    import random
+
+    import torch
+
+    from tests.training.synth import POLITE, RUDE
+    from workers.ml.reward import RewardRunConfig, train_reward
+    from workers.ml.tiny import PROMPTS
+
+    rng = random.Random(1)
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": rng.choice(PROMPTS)}],
+            "chosen": [{"role": "assistant", "content": rng.choice(POLITE)}],
+            "rejected": [{"role": "assistant", "content": rng.choice(RUDE)}],
+        }
+        for _ in range(96)
+    ]
+    out = tmp_path_factory.mktemp("rm") / "reward"
+    cfg = RewardRunConfig(learning_rate=1e-3, num_train_epochs=2, per_device_train_batch_size=8)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_reward(tiny_policy_dir, rows[:80], rows[80:], out, cfg)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture
+def ready_reward(tiny_reward_dir: Path, active_tiny_policy: int) -> int:
+    """The trained tiny reward model registered as a ready reward version; returns its id."""
+    with session_scope() as s:
+        mv = registry.register_version(
+            s, ModelKind.reward, tiny_reward_dir, parent_id=active_tiny_policy
+        )
+        return mv.id
