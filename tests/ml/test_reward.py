@@ -1,0 +1,62 @@
+"""Reward-model training with the real TRL RewardTrainer on a tiny model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ml.conftest import make_preference_rows
+from workers.ml.callbacks import Cancelled
+from workers.ml.reward import RewardRunConfig, train_reward
+from workers.ml.store import verify_loadable
+
+
+def test_reward_learns_separable_preferences(tiny_reward: tuple[Path, dict]) -> None:
+    path, metrics = tiny_reward
+    assert metrics["eval_accuracy"] >= 0.8
+    assert metrics["eval_loss"] < 0.5
+    assert metrics["train_loss"] > 0
+    assert (metrics["n_train"], metrics["n_eval"], metrics["n_dropped_too_long"]) == (80, 16, 0)
+    curves = metrics["curves"]
+    assert len(curves) == 20 and curves[0]["step"] == 1 and curves[-1]["step"] == 20
+    assert {"loss", "accuracy", "learning_rate"} <= set(curves[0])
+    assert curves[-1]["loss"] < curves[0]["loss"]
+    verify_loadable(path, "reward")
+
+
+def test_reward_counts_pairs_dropped_for_length(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    rows = make_preference_rows(12, seed=1)
+    long_reply = [{"role": "assistant", "content": "please " * 200}]
+    rows[0]["chosen"] = long_reply
+    rows[-1]["rejected"] = long_reply
+    progress: list[tuple[int, int]] = []
+    cfg = RewardRunConfig(max_length=64, per_device_train_batch_size=4, num_train_epochs=1)
+    metrics = train_reward(
+        tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm", cfg,
+        progress=lambda step, total, logs: progress.append((step, total)),
+    )  # fmt: skip
+    assert metrics["n_dropped_too_long"] == 2
+    assert (metrics["n_train"], metrics["n_eval"]) == (7, 3)
+    assert progress and progress[-1] == (2, 2)
+    with pytest.raises(FileExistsError):
+        train_reward(tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm", cfg)
+
+
+def test_reward_cancellation(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    rows = make_preference_rows(64, seed=2)
+    steps: list[int] = []
+    out = tmp_path / "rm"
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        train_reward(
+            tiny_policy_dir, rows, [], out,
+            RewardRunConfig(per_device_train_batch_size=4, num_train_epochs=50),
+            progress=lambda step, total, logs: steps.append(step),
+            should_stop=lambda: bool(steps),
+        )  # fmt: skip
+    assert time.monotonic() - start < 30
+    assert max(steps) <= 2  # stopped right after the first step, not after 800
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []

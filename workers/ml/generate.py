@@ -1,0 +1,239 @@
+"""Text generation backends: a local transformers model or a remote OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class GenerationParams:
+    """Sampling parameters shared by all generators."""
+
+    max_new_tokens: int = field(default=128, metadata={"help": "Maximum number of new tokens."})
+    temperature: float = field(
+        default=0.8, metadata={"help": "Sampling temperature; 0 means greedy decoding."}
+    )
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling probability mass."})
+    seed: int | None = field(
+        default=None, metadata={"help": "Seed for reproducible sampling; None for random."}
+    )
+
+
+class Generator(Protocol):
+    """What the app needs from a generation backend."""
+
+    def generate(
+        self, prompts: list[Messages], n: int, params: GenerationParams
+    ) -> list[list[str]]: ...
+
+    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]: ...
+
+    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]: ...
+
+
+class LocalGenerator:
+    """Generate with a local causal LM directory (model + tokenizer), loaded once, thread-safe."""
+
+    def __init__(self, path: Path | str, batch_size: int = 32) -> None:
+        from transformers import AutoModelForCausalLM
+
+        from .store import load_tokenizer
+
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.tokenizer = load_tokenizer(self.path, padding_side="left")
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+        self.model.eval()
+        self._lock = threading.Lock()
+
+    def _encode(self, prompts: list[Messages]) -> dict[str, torch.Tensor]:
+        return self.tokenizer.apply_chat_template(
+            prompts,
+            add_generation_prompt=True,
+            padding=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+
+    def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+        }
+        if params.temperature and params.temperature > 0:
+            kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def _run(self, prompts: list[Messages], params: GenerationParams) -> tuple[list[str], int, int]:
+        """Generate one completion per prompt; returns texts, prompt tokens, completion tokens."""
+        texts: list[str] = []
+        n_prompt = n_completion = 0
+        kw = self._gen_kwargs(params)
+        for start in range(0, len(prompts), self.batch_size):
+            enc = self._encode(prompts[start : start + self.batch_size])
+            with torch.no_grad():
+                out = self.model.generate(**enc, **kw)
+            new = out[:, enc["input_ids"].shape[1] :]
+            n_prompt += int(enc["attention_mask"].sum())
+            ends = (new == self.tokenizer.pad_token_id) | (new == self.tokenizer.eos_token_id)
+            lengths = torch.where(ends.any(1), ends.int().argmax(1), new.shape[1])
+            n_completion += int(lengths.sum())
+            texts.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
+        return texts, n_prompt, n_completion
+
+    def generate(
+        self, prompts: list[Messages], n: int, params: GenerationParams
+    ) -> list[list[str]]:
+        """Return ``n`` sampled completions (new text only) for each prompt, batched."""
+        flat = [p for p in prompts for _ in range(n)]
+        with self._lock:
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            texts, _, _ = self._run(flat, params)
+        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]:
+        """One completion plus OpenAI-style usage counts."""
+        with self._lock:
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            texts, n_prompt, n_completion = self._run([messages], params)
+        usage = {
+            "prompt_tokens": n_prompt,
+            "completion_tokens": n_completion,
+            "total_tokens": n_prompt + n_completion,
+        }
+        return texts[0], usage
+
+    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]:
+        """Yield text deltas as they are generated (generation runs in a background thread)."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
+        )
+        enc = self._encode([messages])
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    with torch.no_grad():
+                        self.model.generate(**enc, **self._gen_kwargs(params), streamer=streamer)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        for delta in streamer:
+            if delta:
+                yield delta
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+class RemoteGenerator:
+    """Generate through an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        timeout: float = 120.0,
+        transport: Any = None,
+    ) -> None:
+        import httpx
+
+        base = base_url.rstrip("/")
+        self.url = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+
+    def _body(self, messages: Messages, params: GenerationParams, seed: int | None) -> dict:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+    def _post(self, body: dict) -> dict:
+        resp = self._client.post(self.url, json=body)
+        resp.raise_for_status()
+        return resp.json()
+
+    def generate(
+        self, prompts: list[Messages], n: int, params: GenerationParams
+    ) -> list[list[str]]:
+        """``n`` completions per prompt via repeated single-sample calls (portable across servers)."""
+        out: list[list[str]] = []
+        for messages in prompts:
+            samples = []
+            for i in range(n):
+                seed = None if params.seed is None else params.seed + i
+                data = self._post(self._body(messages, params, seed))
+                samples.append(data["choices"][0]["message"]["content"] or "")
+            out.append(samples)
+        return out
+
+    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]:
+        """One completion plus the server's usage dict."""
+        data = self._post(self._body(messages, params, params.seed))
+        return data["choices"][0]["message"]["content"] or "", dict(data.get("usage") or {})
+
+    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]:
+        """Yield text deltas from the server's SSE stream."""
+        body = self._body(messages, params, params.seed) | {"stream": True}
+        with self._client.stream("POST", self.url, json=body) as resp:
+            resp.raise_for_status()
+            for line in resp.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                choices = json.loads(payload).get("choices") or [{}]
+                delta = (choices[0].get("delta") or {}).get("content")
+                if delta:
+                    yield delta
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_generator(
+    backend: str,
+    path_or_model: str | Path,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> LocalGenerator | RemoteGenerator:
+    """Build a generator: ``backend`` is ``"local"`` (a model dir) or ``"remote"`` (a model name)."""
+    if backend == "local":
+        return LocalGenerator(path_or_model)
+    if backend == "remote":
+        if not base_url:
+            raise ValueError("remote backend needs base_url")
+        return RemoteGenerator(base_url, api_key, str(path_or_model))
+    raise ValueError(f"unknown generation backend {backend!r}")

@@ -1,0 +1,218 @@
+"""Reward-model training with TRL's ``RewardTrainer`` on conversational preference pairs."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .callbacks import Cancelled, ProgressCallback, ProgressFn, StopFn
+
+CURVE_KEYS = ("loss", "accuracy", "margin", "mean_reward", "learning_rate", "grad_norm", "epoch")
+
+
+@dataclass
+class RewardRunConfig:
+    """Hyper-parameters of one reward-model run (mapped onto ``trl.RewardConfig``)."""
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the pairs."})
+    per_device_train_batch_size: int = field(
+        default=8, metadata={"help": "Preference pairs per optimisation step."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches accumulated per optimiser step."}
+    )
+    per_device_eval_batch_size: int = field(
+        default=16, metadata={"help": "Pairs per forward pass when evaluating."}
+    )
+    max_length: int | None = field(
+        default=2048,
+        metadata={"help": "Max tokens of prompt+reply; longer pairs are dropped (and counted)."},
+    )
+    warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    center_rewards_coefficient: float | None = field(
+        default=None, metadata={"help": "Penalty pushing mean reward to 0 (TRL option)."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for memory (off: small CPU models)."}
+    )
+    logging_steps: int = field(default=1, metadata={"help": "Log (and report) every N steps."})
+    seed: int = field(default=0, metadata={"help": "Seed for head init, shuffling, dropout."})
+
+
+def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Keep TRL's columns; wrap bare-string replies as assistant messages."""
+    out = {"prompt": row["prompt"]}
+    for key in ("chosen", "rejected"):
+        value = row[key]
+        out[key] = [{"role": "assistant", "content": value}] if isinstance(value, str) else value
+    if "margin" in row:
+        out["margin"] = float(row["margin"])
+    return out
+
+
+def _to_dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list([_normalize_row(r) for r in rows])
+
+
+def reward_config(cfg: RewardRunConfig, output_dir: str):
+    """Build the ``trl.RewardConfig`` used for ``cfg`` (CPU-safe, no hub, no checkpoints)."""
+    from trl import RewardConfig
+
+    return RewardConfig(
+        output_dir=output_dir,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        center_rewards_coefficient=cfg.center_rewards_coefficient,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=False,
+        fp16=False,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        push_to_hub=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def load_reward_backbone(base_model: Path, seed: int):
+    """Tokenizer + ``AutoModelForSequenceClassification(num_labels=1)`` from a policy dir."""
+    from transformers import AutoModelForSequenceClassification, set_seed
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    from .store import load_tokenizer
+
+    tok = load_tokenizer(Path(base_model), padding_side="left")
+    set_seed(seed)  # the score head is randomly initialised
+    with suppress_seqcls_warning():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_model, num_labels=1, dtype=torch.float32
+        )
+    model.config.pad_token_id = tok.pad_token_id
+    return tok, model
+
+
+@torch.no_grad()
+def pairwise_eval(trainer: Any, dataset: Any) -> dict[str, float]:
+    """Exact accuracy (chosen > rejected), Bradley-Terry loss and margin on a tokenized dataset."""
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    bs = trainer.args.per_device_eval_batch_size
+    diffs = []
+    for start in range(0, len(dataset), bs):
+        batch = trainer.data_collator(
+            [dataset[i] for i in range(start, min(start + bs, len(dataset)))]
+        )
+        scores = model(
+            input_ids=batch["input_ids"].to(model.device),
+            attention_mask=batch["attention_mask"].to(model.device),
+        ).logits.squeeze(-1)
+        chosen, rejected = torch.chunk(scores, 2)
+        diffs.append(chosen - rejected)
+    model.train(was_training)
+    if not diffs:
+        return {"eval_accuracy": math.nan, "eval_loss": math.nan, "eval_margin": math.nan}
+    d = torch.cat(diffs).float()
+    return {
+        "eval_accuracy": (d > 0).float().mean().item(),
+        "eval_loss": -torch.nn.functional.logsigmoid(d).mean().item(),
+        "eval_margin": d.mean().item(),
+    }
+
+
+def train_reward(
+    base_model: Path,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    out_dir: Path,
+    cfg: RewardRunConfig | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> dict[str, Any]:
+    """Train a scalar reward model on preference pairs and save it to ``out_dir``.
+
+    Rows use TRL's *conversational, explicit-prompt* preference format::
+
+        {"prompt": [{"role": "user", "content": ...}, ...],
+         "chosen": [{"role": "assistant", "content": ...}],
+         "rejected": [{"role": "assistant", "content": ...}]}
+
+    TRL 1.12 ``RewardTrainer`` concatenates ``prompt + chosen`` (and ``prompt + rejected``) and
+    tokenizes the full conversation with the tokenizer's chat template, so the reward head reads
+    the last token of the templated assistant turn. A bare string reply is wrapped as an
+    assistant message; an optional ``margin`` column is passed through. Pairs longer than
+    ``cfg.max_length`` are silently dropped by TRL: we count them (``n_dropped_too_long``).
+
+    Returns metrics: ``eval_accuracy``, ``eval_loss``, ``eval_margin``, ``train_loss``,
+    ``n_train``, ``n_eval``, ``n_dropped_too_long`` and ``curves`` (one dict per logged step).
+    Raises :class:`Cancelled` (and writes nothing) if ``should_stop()`` becomes true.
+    """
+    from trl import RewardTrainer
+
+    cfg = cfg or RewardRunConfig()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"refusing to overwrite {out_dir}")
+    if not train_rows:
+        raise ValueError("no training pairs")
+    if should_stop is not None and should_stop():
+        raise Cancelled("cancelled before start")
+
+    tok, model = load_reward_backbone(Path(base_model), cfg.seed)
+    callback = ProgressCallback(progress, should_stop)
+    with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp:
+        trainer = RewardTrainer(
+            model=model,
+            args=reward_config(cfg, tmp),
+            train_dataset=_to_dataset(train_rows),
+            eval_dataset=_to_dataset(eval_rows) if eval_rows else None,
+            processing_class=tok,
+            callbacks=[callback],
+        )
+        n_train = len(trainer.train_dataset)
+        n_eval = len(trainer.eval_dataset) if eval_rows else 0
+        n_dropped = len(train_rows) - n_train + len(eval_rows) - n_eval
+        if n_train == 0:
+            raise ValueError(f"all {len(train_rows)} training pairs exceed max_length")
+        result = trainer.train()
+        if callback.stopped:
+            raise Cancelled("training cancelled")
+        ev = pairwise_eval(trainer, trainer.eval_dataset) if n_eval else pairwise_eval(trainer, [])
+        if should_stop is not None and should_stop():
+            raise Cancelled("training cancelled")
+        from .store import save_atomically
+
+        save_atomically(trainer.model, tok, out_dir)
+
+    curves = [
+        {"step": h["step"], **{k: h[k] for k in CURVE_KEYS if k in h}}
+        for h in callback.history
+        if "loss" in h
+    ]
+    return {
+        **ev,
+        "train_loss": float(result.training_loss),
+        "n_train": n_train,
+        "n_eval": n_eval,
+        "n_dropped_too_long": n_dropped,
+        "curves": curves,
+    }
