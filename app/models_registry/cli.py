@@ -17,6 +17,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     @models.command("list")
     def list_cmd(
         kind: Annotated[ModelKind | None, typer.Option(help="policy | reward")] = None,
+        wide: Annotated[bool, typer.Option(help="also show base model and store path")] = False,
     ) -> None:
         """List model versions, newest first (the active ones are marked)."""
         from rich.table import Table
@@ -29,20 +30,23 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         if not versions:
             console.print("no model versions yet (`prefloop worker` sets up the first policy)")
             return
-        table = Table("id", "version", "kind", "status", "parent", "base model", "created", "path")
+        table = Table("id")
+        table.add_column("version", no_wrap=True, min_width=max(len(v.version) for v in versions))
+        for col in [
+            "kind",
+            "status",
+            "parent",
+            "created",
+            *(["base model", "path"] if wide else []),
+        ]:
+            table.add_column(col)
         for v in versions:
             style = "bold green" if v.status.value == "active" else None
-            table.add_row(
-                str(v.id),
-                v.version,
-                v.kind.value,
-                v.status.value,
-                str(v.parent_id or ""),
-                v.base_model or "",
-                f"{v.created_at:%Y-%m-%d %H:%M}",
-                v.path,
-                style=style,
-            )
+            row = [str(v.id), v.version, v.kind.value, v.status.value, str(v.parent_id or "")]
+            row.append(f"{v.created_at:%Y-%m-%d %H:%M}")
+            if wide:
+                row += [v.base_model or "", v.path]
+            table.add_row(*row, style=style)
         console.print(table)
 
     @models.command("activate")
