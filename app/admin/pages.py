@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from app.admin import forms, service
 from app.auth.deps import Admin, SessionDep, check_csrf
-from app.models import ModelVersion, Run, RunStatus
+from app.models import Run, RunStatus
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -87,11 +87,12 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
         return await _runs_page(
             request, session, status_code=400, error=str(exc), open_kind=kind, submitted=form
         )
-    from app.runs.service import create_run
+    from app.runs.service import RunError, create_run
 
-    run = await session.run_sync(
-        lambda s: create_run(s, kind, params, principal.user_id)  # type: ignore[arg-type]
-    )
+    try:
+        run = await session.run_sync(create_run, kind, params, principal.user_id)
+    except RunError as exc:
+        return await _runs_page(request, session, status_code=400, error=str(exc))
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
 
 
@@ -119,20 +120,14 @@ async def cancel_run(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.runs.service import request_cancel
-
-    def _cancel(s: Session) -> bool:
-        if s.get(Run, run_id) is None:
-            return False
-        request_cancel(s, run_id)
-        return True
+    from app.runs.service import RunError, RunNotFound, request_cancel
 
     try:
-        found = await session.run_sync(_cancel)
-    except ValueError as exc:
+        await session.run_sync(request_cancel, run_id)
+    except RunNotFound:
+        raise HTTPException(404, f"run {run_id} does not exist") from None
+    except RunError as exc:
         raise HTTPException(409, str(exc)) from None
-    if not found:
-        raise HTTPException(404, f"run {run_id} does not exist")
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 
 
@@ -163,15 +158,16 @@ async def activate_version(
     request.state.principal = principal
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    if await session.run_sync(lambda s: s.get(ModelVersion, version_id)) is None:
-        raise HTTPException(404, f"model version {version_id} does not exist")
-    from app.models_registry.service import activate
+    from app.models_registry import service as registry
 
     try:
-        await session.run_sync(activate, version_id)
-    except Exception as exc:  # noqa: BLE001 - any refusal is shown, the pointer is unchanged
-        await session.rollback()
-        return await _models_page(
-            request, session, status_code=409, error=f"version {version_id} not activated: {exc}"
-        )
-    return RedirectResponse(f"/admin/models?activated={version_id}", status_code=303)
+        mv = await session.run_sync(registry.get_version, version_id)
+    except registry.VersionNotFound:
+        raise HTTPException(404, f"model version {version_id} does not exist") from None
+    try:
+        registry.check_activatable(mv)
+        await asyncio.to_thread(registry.verify, mv)  # loading a model must not block the loop
+        await session.run_sync(registry.activate, version_id, False)
+    except registry.RegistryError as exc:
+        return await _models_page(request, session, status_code=409, error=str(exc))
+    return RedirectResponse(f"/admin/models#version-{version_id}", status_code=303)

@@ -150,3 +150,65 @@ def test_models_page_lists_versions(client):
         ).status_code
         == 404
     )
+
+
+def test_start_and_cancel_a_run_from_the_pages(client):
+    h = _admin(client)
+    csrf = _csrf(client.get("/admin/runs", headers=h).text)
+    r = client.post(
+        "/admin/runs",
+        data={"csrf_token": csrf, "kind": "ppo", "kl_coef": "0.1", "num_ppo_steps": "4"},
+        headers=h,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    rid = int(r.headers["location"].rsplit("/", 1)[1])
+    with session_scope() as s:
+        run = s.get(Run, rid)
+        assert run.kind == RunKind.ppo and run.status == "queued"
+        assert run.params["kl_coef"] == 0.1 and run.params["num_ppo_steps"] == 4
+        assert run.params["auto_promote"] is False  # unchecked checkbox
+    page = client.get(f"/admin/runs/{rid}", headers=h).text
+    assert f'action="/admin/runs/{rid}/cancel"' in page
+    r = client.post(
+        f"/admin/runs/{rid}/cancel", data={"csrf_token": csrf}, headers=h, follow_redirects=False
+    )
+    assert r.status_code == 303
+    with session_scope() as s:
+        assert s.get(Run, rid).status == "cancelled"
+    assert 'action="/admin/runs/' not in client.get(f"/admin/runs/{rid}", headers=h).text
+    again = client.post(f"/admin/runs/{rid}/cancel", data={"csrf_token": csrf}, headers=h)
+    assert again.status_code == 409 and "already cancelled" in again.text
+    assert (
+        client.post("/admin/runs/999/cancel", data={"csrf_token": csrf}, headers=h).status_code
+        == 404
+    )
+
+
+def test_activate_and_refuse_versions_from_the_models_page(client, tiny_policy_dir):
+    h = _admin(client)
+    with session_scope() as s:
+        good = ModelVersion(
+            version="policy-good", kind=ModelKind.policy, status=ModelStatus.ready,
+            path=str(tiny_policy_dir),
+        )  # fmt: skip
+        gone = ModelVersion(
+            version="policy-gone", kind=ModelKind.policy, status=ModelStatus.ready,
+            path="/nonexistent/model",
+        )  # fmt: skip
+        s.add_all([good, gone])
+        s.flush()
+        good_id, gone_id = good.id, gone.id
+    csrf = _csrf(client.get("/admin/models", headers=h).text)
+    r = client.post(f"/admin/models/{gone_id}/activate", data={"csrf_token": csrf}, headers=h)
+    assert r.status_code == 409 and "missing" in r.text
+    r = client.post(
+        f"/admin/models/{good_id}/activate",
+        data={"csrf_token": csrf},
+        headers=h,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with session_scope() as s:
+        assert s.get(ModelVersion, good_id).status == ModelStatus.active
+        assert s.get(ModelVersion, gone_id).status == ModelStatus.ready
