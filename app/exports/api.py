@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -21,35 +20,48 @@ from app.models import DatasetSnapshot
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 
 
+def _message(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
+    )
+
+
 def filters_from_query(
-    since: datetime | None = None,
-    until: datetime | None = None,
-    labeler: Annotated[list[str], Query()] = [],  # noqa: B006
-    model_version: Annotated[list[str], Query()] = [],  # noqa: B006
-    tag: Annotated[list[str], Query()] = [],  # noqa: B006
-    source: Annotated[list[str], Query()] = [],  # noqa: B006
-    min_agreement: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    since: Annotated[str | None, Query(description="ISO 8601, UTC if no offset")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601, UTC if no offset")] = None,
+    labeler: Annotated[list[str], Query(description="name or lab_ id; repeatable")] = [],  # noqa: B006
+    model_version: Annotated[list[str], Query(description="repeatable")] = [],  # noqa: B006
+    tag: Annotated[list[str], Query(description="repeatable or comma-separated")] = [],  # noqa: B006
+    source: Annotated[list[str], Query(description="repeatable or comma-separated")] = [],  # noqa: B006
+    min_agreement: Annotated[str | None, Query(description="0..1")] = None,
     exclude_flagged: bool = False,
     include_ties: bool = True,
     include_both_bad: bool = True,
     margin: bool = False,
 ) -> ExportFilters:
+    """Filters from query parameters; empty form fields mean "no filter"."""
+
+    def split(values: list[str]) -> list[str]:
+        return [part for v in values for part in v.split(",")]
+
+    raw: dict[str, Any] = {
+        "since": since or None,
+        "until": until or None,
+        "labelers": labeler,
+        "model_versions": model_version,
+        "tags": split(tag),
+        "sources": split(source),
+        "exclude_flagged": exclude_flagged,
+        "include_ties": include_ties,
+        "include_both_bad": include_both_bad,
+        "margin": margin,
+    }
+    if min_agreement:
+        raw["min_agreement"] = min_agreement
     try:
-        return ExportFilters(
-            since=since,
-            until=until,
-            labelers=labeler,
-            model_versions=model_version,
-            tags=tag,
-            sources=source,
-            min_agreement=min_agreement,
-            exclude_flagged=exclude_flagged,
-            include_ties=include_ties,
-            include_both_bad=include_both_bad,
-            margin=margin,
-        )
+        return ExportFilters.model_validate(raw)
     except ValidationError as e:
-        raise HTTPException(422, str(e)) from None
+        raise HTTPException(422, _message(e)) from None
 
 
 Filters = Annotated[ExportFilters, Depends(filters_from_query)]
