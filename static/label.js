@@ -283,10 +283,13 @@
     }
     const list = $("ranking");
     let pos = 1;
+    let at = 0;
     for (const group of st.groups) {
       group.forEach((id, i) => {
         const li = cards.get(id);
-        list.append(li);
+        // move a node only when it is out of place: moving one cancels a drag in progress
+        if (list.children[at] !== li) list.insertBefore(li, list.children[at] || null);
+        at += 1;
         const tied = group.length > 1;
         li.querySelector(".rank-pos").textContent = (tied ? "=" : "") + pos;
         li.classList.toggle("tied", tied);
@@ -440,7 +443,7 @@
       };
       if (res && res.ok) {
         done();
-        status(item.kind === "skip" ? "Skipped ✓" : "Saved ✓", "ok");
+        status(`${item.kind === "skip" ? "Skipped" : "Saved"} ✓ (task #${item.task_id})`, "ok");
         refreshCounts();
         return true;
       }
@@ -460,7 +463,7 @@
         return true; // an old outbox entry the server refuses: nothing the labeler can fix
       }
       if (res && (res.status === 401 || res.status === 403)) {
-        status("Not saved yet: you are logged out. Your work is kept here;", "bad", {
+        status("Not saved yet: your session expired or changed. Your work is kept here;", "bad", {
           text: "log in again to send it.",
           href: "/login?next=/label",
         });

@@ -61,7 +61,7 @@ def test_login_and_judge_pairs_by_keyboard(live_server, page):
     page.wait_for_timeout(300)  # let the highlight transition finish
     page.screenshot(path=str(DOCS / "label-pairwise.png"))
     page.keyboard.press("Enter")
-    expect(status(page)).to_have_text("Saved ✓")
+    expect(status(page)).to_contain_text("Saved ✓")
     expect(page.locator("#empty")).to_be_visible()
     expect(page.locator("#n-total")).to_have_text("1")
     expect(page.locator("#n-today")).to_have_text("1")
@@ -116,7 +116,7 @@ def test_rank_four_by_keyboard_with_a_tie_and_reload(live_server, page):
     page.keyboard.press("2")
     page.screenshot(path=str(DOCS / "label-kwise.png"), full_page=True)
     page.keyboard.press("Enter")
-    expect(status(page)).to_have_text("Saved ✓")
+    expect(status(page)).to_contain_text("Saved ✓")
     expect(page.locator("#empty")).to_be_visible()
 
     [j] = judgments()
@@ -145,7 +145,7 @@ def test_pair_work_survives_reload(live_server, page):
     expect(page.locator("#flags input[value=toxic]")).to_be_checked()
     expect(page.locator("#rationale")).to_have_value("line one\n  indented line two\n")
     page.locator("#rationale").press("Control+Enter")
-    expect(status(page)).to_have_text("Saved ✓")
+    expect(status(page)).to_contain_text("Saved ✓")
     [j] = judgments()
     assert (j["choice"], j["flags"]) == ("b", ["toxic"])
     assert j["rationale"] == "line one\n  indented line two"
@@ -177,7 +177,7 @@ def test_submit_is_retried_and_survives_a_reload_while_failing(live_server, page
     expect(status(page)).to_contain_text("Retrying in")
     assert "Saved" not in status(page).inner_text()
     failing["on"] = False
-    expect(status(page)).to_have_text("Saved ✓", timeout=20_000)
+    expect(status(page)).to_contain_text("Saved ✓", timeout=20_000)
     expect(page.locator("#empty")).to_be_visible()
     assert len(posts) >= 3
     [j] = judgments()
@@ -195,7 +195,7 @@ def test_submit_waits_out_a_server_restart(live_server, page):
     expect(status(page)).to_contain_text("(attempt 3)", timeout=10_000)
     assert "Saved" not in status(page).inner_text()
     live_server.start()
-    expect(status(page)).to_have_text("Saved ✓", timeout=25_000)
+    expect(status(page)).to_contain_text("Saved ✓", timeout=25_000)
     [j] = judgments()
     assert (j["task_id"], j["choice"]) == (task, "b")
 
@@ -261,6 +261,62 @@ def test_xss_payloads_stay_inert(live_server, page):
     assert sorted(t.strip() for t in texts) == sorted(evil)
     page.keyboard.press("3")
     page.keyboard.press("Enter")
-    expect(status(page)).to_have_text("Saved ✓")
+    expect(status(page)).to_contain_text("Saved ✓")
     [j] = judgments()
     assert (j["task_id"], j["choice"], len(j["ranking"])) == (task, "tie", 1)
+
+
+def test_tablet_drag_and_drop_and_guidelines(live_server, page):
+    make_user("ann")
+    admin = auth(make_user("root", "admin"))
+    httpx.put(
+        live_server.url + "/api/v1/guidelines",
+        json={"markdown": "## Our rules\n\nPrefer **correct** answers."},
+        headers=admin,
+    ).raise_for_status()
+    pair = make_task("Pick one.", ["x" * 400, "y " * 300])
+    login(page, live_server.url, "ann")
+    page.set_viewport_size({"width": 820, "height": 1180})  # tablet, portrait
+    expect(page.locator("#task-info")).to_contain_text(f"#{pair}")
+    a, b = page.locator("#pair .cand").all()
+    assert b.bounding_box()["y"] >= a.bounding_box()["y"] + a.bounding_box()["height"]  # stacked
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.keyboard.press("g")
+    expect(page.locator("#guide h2", has_text="Our rules")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#guide")).to_be_hidden()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Saved ✓")
+
+    kwise = make_task("Order these.", ["one", "two", "three"])
+    expect(page.locator("#task-info")).to_contain_text(f"#{kwise}")
+    items = page.locator("#ranking .rank-item")
+    order = shown_order(kwise, "ann")
+    items.nth(2).drag_to(items.nth(0), target_position={"x": 40, "y": 3})  # top edge: above
+    items.nth(2).drag_to(items.nth(0))  # the one now last, onto the middle of the first: tie
+    expect(items.locator(".rank-pos")).to_have_text(["=1", "=1", "3"])
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Saved ✓")
+    ranking = judgments()[1]["ranking"]
+    assert [sorted(g) for g in ranking] == [sorted([order[2], order[1]]), [order[0]]]
+
+
+def test_expired_session_keeps_the_judgment_until_login(live_server, page):
+    make_user("ann")
+    task = make_task("Best color?", ["blue", "green"])
+    login(page, live_server.url, "ann")
+    expect(page.locator("#task-info")).to_contain_text(f"#{task}")
+    page.context.clear_cookies()  # the session ends while the labeler works
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Not saved yet: your session expired")
+    assert judgments() == []
+    page.locator("#status a").click()
+    page.fill("input[name=name]", "ann")
+    page.fill("input[name=password]", "password123")
+    page.click("button[type=submit]")
+    expect(status(page)).to_contain_text("Saved ✓")  # the kept judgment is sent after login
+    [j] = judgments()
+    assert (j["task_id"], j["choice"]) == (task, "b")
