@@ -1,0 +1,215 @@
+"""Labeling-loop benchmark: the app (uvicorn, as in production) vs the bare SQL of a vote (pgbench).
+
+    python -m bench.labeling.run                      # seed if needed, then both measurements
+    python -m bench.labeling.run --workers 1 --processes 2 --duration 20
+
+Both sides run at the same concurrency against the same freshly reset PostgreSQL database, and
+CPU seconds are sampled per process group (server, client, postgres, whole machine) so the cost
+of the load generator and other users of the machine are visible next to the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.labeling import loadgen
+from bench.labeling.cpu import Sampler
+from bench.labeling.loadgen import percentile
+from bench.labeling.seed import recreate_database, seed
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/prefloop_bench"
+
+
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    return create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+
+
+def ensure_seeded(url: str, tokens_path: Path, labelers: int, tasks: int, reseed: bool) -> int:
+    """Seed unless the database and token file already match; returns the task count."""
+    if not reseed and tokens_path.exists() and len(json.loads(tokens_path.read_text())) >= labelers:
+        try:
+            with _engine(url).connect() as conn:
+                n = conn.scalar(text("SELECT count(*) FROM comparison_tasks"))
+            if n and n >= tasks:
+                return int(n)
+        except Exception:  # missing database: seed it
+            pass
+    print(f"seeding {labelers} labelers and {tasks} tasks ...", file=sys.stderr)
+    recreate_database(url)
+    tokens_path.write_text(json.dumps(seed(url, labelers, tasks, k=2, required=3)))
+    return tasks
+
+
+def reset(url: str) -> None:
+    """Forget every judgment and lease; reopen every task."""
+    with _engine(url).begin() as conn:
+        conn.execute(text("TRUNCATE judgments, assignments RESTART IDENTITY"))
+        conn.execute(text("UPDATE comparison_tasks SET judgment_count = 0, status = 'open'"))
+    with _engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+
+
+def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """`prefloop serve`, the production entry point, with production settings."""
+    env = {
+        **os.environ,
+        "PREFLOOP_DATABASE_URL": url,
+        "PREFLOOP_ENV": "production",
+        "PREFLOOP_SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            sys.exit(f"server exited:\n{log.read_text()[-3000:]}")
+    sys.exit("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_app(a: argparse.Namespace, tokens: list[str], tmp: Path) -> dict:
+    port = a.port
+    proc = start_server(a.url, port, a.workers, tmp / "server.log")
+    try:
+        sampler = Sampler({"server": proc.pid, "client": os.getpid(), "postgres": "postgres"})
+        sampler.start()
+        result = loadgen.run(
+            f"http://127.0.0.1:{port}",
+            tokens[: a.concurrency],
+            a.processes,
+            a.warmup,
+            a.duration,
+            a.rate,
+            not a.no_uvloop,
+            a.client,
+        )
+        result["cpu_s"] = sampler.result()  # includes warm-up, like the window below
+        result["cpu_window_s"] = round(a.warmup + result["window_s"], 2)
+    finally:
+        stop_server(proc)
+    return result
+
+
+def bench_sql(a: argparse.Namespace, ntasks: int, tmp: Path) -> dict:
+    """pgbench running vote.sql at the same concurrency; latency percentiles from its log."""
+    u = make_url(a.url)
+    logdir = tmp / "pgbench"
+    logdir.mkdir()
+    cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(a.concurrency), "-j", "2"]
+    cmd += ["-T", str(int(a.duration)), "-D", f"ntasks={ntasks}", "-f", str(HERE / "vote.sql")]
+    cmd += ["-l", "--log-prefix", str(logdir / "log")]
+    cmd += ["-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
+    cmd += [u.database or "prefloop_bench"]
+    sampler = Sampler({"client": os.getpid(), "postgres": "postgres"}).start()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = sampler.result()
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = [
+        int(line.split()[2]) / 1000
+        for f in logdir.iterdir()
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
+    return {
+        "tps": round(tps, 1),
+        "transactions": len(lat),
+        "latency_ms": {
+            "p50": round(percentile(lat, 0.5), 2),
+            "p99": round(percentile(lat, 0.99), 2),
+        },
+        "cpu_s": cpu,
+        "cpu_window_s": float(int(a.duration)),
+    }
+
+
+def summary(app: dict | None, sql: dict | None) -> str:
+    lines = []
+    if app:
+        lat = app["latency_ms"]
+        lines.append(
+            f"app  : {app['judgments_per_s']:8.1f} judgments/s  request p50 "
+            f"{lat['request']['p50']:.1f} ms  p99 {lat['request']['p99']:.1f} ms  "
+            f"(next p99 {lat['next']['p99']:.1f}, submit p99 {lat['submit']['p99']:.1f})  "
+            f"errors {app['errors']}"
+        )
+        lines.append(f"       cpu s {app['cpu_s']} over {app['cpu_window_s']} s")
+    if sql:
+        lines.append(
+            f"sql  : {sql['tps']:8.1f} votes/s      p50 {sql['latency_ms']['p50']:.1f} ms  "
+            f"p99 {sql['latency_ms']['p99']:.1f} ms"
+        )
+        lines.append(f"       cpu s {sql['cpu_s']} over {sql['cpu_window_s']} s")
+    if app and sql:
+        lines.append(f"ratio app / bare SQL: {app['judgments_per_s'] / sql['tps']:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--url", default=os.environ.get("PREFLOOP_BENCH_DATABASE_URL", DEFAULT_URL))
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    p.add_argument("--concurrency", type=int, default=64, help="simulated labelers / pgbench -c")
+    p.add_argument("--processes", type=int, default=1, help="load-generator processes")
+    p.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--duration", type=float, default=15.0)
+    p.add_argument("--rate", type=float, default=None, help="pace to N judgments/s (open loop)")
+    p.add_argument("--tasks", type=int, default=20_000)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--reseed", action="store_true")
+    p.add_argument("--only", choices=["app", "sql"], default=None)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = p.parse_args()
+    if shutil.which("pgbench") is None and a.only != "app":
+        sys.exit("pgbench not found: apt-get install postgresql-contrib (or --only app)")
+    tokens_path = HERE / ".tokens.json"
+    ntasks = ensure_seeded(a.url, tokens_path, max(64, a.concurrency), a.tasks, a.reseed)
+    tokens = json.loads(tokens_path.read_text())
+    with tempfile.TemporaryDirectory(prefix="prefloop-bench-") as d:
+        tmp = Path(d)
+        app = sql = None
+        if a.only != "sql":
+            reset(a.url)
+            app = bench_app(a, tokens, tmp)
+        if a.only != "app":
+            reset(a.url)
+            sql = bench_sql(a, ntasks, tmp)
+    result = {"args": {k: str(v) for k, v in vars(a).items()}, "app": app, "sql": sql}
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), file=sys.stderr)
+    print(summary(app, sql))
+
+
+if __name__ == "__main__":
+    main()
