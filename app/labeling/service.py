@@ -11,14 +11,16 @@ count, so no task ever gets more judgments than required.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Row, and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.labeling.ranking import InvalidJudgment, normalize
+from app.labeling.ranking import normalize
 from app.labeling.schemas import Candidate, JudgmentIn, TaskOut
 from app.models import (
     Assignment,
@@ -33,6 +35,7 @@ from app.models import (
 )
 
 _rng = random.SystemRandom()
+_PICK_ATTEMPTS = 8
 
 
 class Conflict(Exception):
@@ -53,14 +56,10 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _eligible(user_id: int, now: datetime):  # type: ignore[no-untyped-def]
+def _live_leases(user_id: int, now: datetime):  # type: ignore[no-untyped-def]
+    """Other labelers' unexpired leases on the outer query's task (correlated scalar)."""
     t, a = ComparisonTask, Assignment
-    done_by_user = exists().where(
-        a.task_id == t.id,
-        a.user_id == user_id,
-        a.status.in_([AssignmentStatus.submitted, AssignmentStatus.skipped]),
-    )
-    live_leases = (
+    return (
         select(func.count())
         .where(
             a.task_id == t.id,
@@ -71,12 +70,41 @@ def _eligible(user_id: int, now: datetime):  # type: ignore[no-untyped-def]
         .correlate(t)
         .scalar_subquery()
     )
-    return (
+
+
+def _eligible(user_id: int, now: datetime, skip: list[int]):  # type: ignore[no-untyped-def]
+    t, a = ComparisonTask, Assignment
+    done_by_user = exists().where(
+        a.task_id == t.id,
+        a.user_id == user_id,
+        a.status.in_([AssignmentStatus.submitted, AssignmentStatus.skipped]),
+    )
+    query = (
         select(t.id)
         .where(t.status == TaskStatus.open, ~done_by_user)
-        .where(t.judgment_count + live_leases < t.required_judgments)
+        .where(t.judgment_count + _live_leases(user_id, now) < t.required_judgments)
         .order_by(t.required_judgments - t.judgment_count, t.created_at, t.id)
         .limit(1)
+    )
+    return query.where(t.id.not_in(skip)) if skip else query
+
+
+def _content(task_id: int):  # type: ignore[no-untyped-def]
+    """One row per candidate with everything a TaskOut needs (one round trip)."""
+    return (
+        select(
+            TaskCandidate.completion_id,
+            Completion.text,
+            Prompt.messages,
+            Prompt.is_chat,
+            ComparisonTask.required_judgments,
+            ComparisonTask.tags,
+        )
+        .join(Completion, Completion.id == TaskCandidate.completion_id)
+        .join(ComparisonTask, ComparisonTask.id == TaskCandidate.task_id)
+        .join(Prompt, Prompt.id == ComparisonTask.prompt_id)
+        .where(TaskCandidate.task_id == task_id)
+        .order_by(TaskCandidate.position)
     )
 
 
@@ -98,21 +126,33 @@ async def next_task(session: AsyncSession, user_id: int, lease: timedelta) -> Ta
         )
     ).first()
     if held:
-        return await _task_out(session, held[0], held[1], held[2])
+        rows = (await session.execute(_content(held[0]))).all()
+        return _task_out(held[0], rows, held[1], held[2])
 
-    query = _eligible(user_id, now)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=ComparisonTask)
-    task_id = await session.scalar(query)
-    if task_id is None:
-        return None
-    ids = list(
-        (
-            await session.scalars(
-                select(TaskCandidate.completion_id).where(TaskCandidate.task_id == task_id)
+    pg = session.get_bind().dialect.name == "postgresql"
+    passed_over: list[int] = []
+    for _ in range(_PICK_ATTEMPTS):
+        query = _eligible(user_id, now, passed_over)
+        if pg:
+            query = query.with_for_update(skip_locked=True, of=ComparisonTask)
+        task_id = await session.scalar(query)
+        if task_id is None:
+            return None
+        content = _content(task_id)
+        if pg:
+            # The pick's snapshot predates its lock: a lease committed in between is invisible to
+            # it. Holding the row lock now, re-check with this statement's fresh snapshot.
+            content = content.where(
+                ComparisonTask.judgment_count + _live_leases(user_id, now)
+                < ComparisonTask.required_judgments
             )
-        ).all()
-    )
+        rows = (await session.execute(content)).all()
+        if rows:
+            break
+        passed_over.append(task_id)
+    else:
+        return None
+    ids = [r[0] for r in rows]
     _rng.shuffle(ids)
     expires = now + lease
     insert = _insert(session)
@@ -134,31 +174,14 @@ async def next_task(session: AsyncSession, user_id: int, lease: timedelta) -> Ta
         },
     )
     await session.execute(stmt)
-    return await _task_out(session, task_id, ids, expires)
+    return _task_out(task_id, rows, ids, expires)
 
 
-async def _task_out(
-    session: AsyncSession, task_id: int, order: list[int], expires: datetime
+def _task_out(
+    task_id: int, rows: Sequence[Row[Any]], order: list[int], expires: datetime
 ) -> TaskOut:
-    rows = (
-        await session.execute(
-            select(Completion.id, Completion.text).where(Completion.id.in_(order))
-        )
-    ).all()
-    texts = dict(rows)
-    task_row = (
-        await session.execute(
-            select(
-                Prompt.messages,
-                Prompt.is_chat,
-                ComparisonTask.required_judgments,
-                ComparisonTask.tags,
-            )
-            .join(ComparisonTask, ComparisonTask.prompt_id == Prompt.id)
-            .where(ComparisonTask.id == task_id)
-        )
-    ).one()
-    messages, is_chat, required, tags = task_row
+    texts = {r[0]: r[1] for r in rows}
+    _, _, messages, is_chat, required, tags = rows[0]
     return TaskOut(
         task_id=task_id,
         prompt=messages if is_chat else messages[0]["content"],
@@ -178,44 +201,38 @@ async def submit(
     flags: list[str],
 ) -> SubmitResult:
     """Store a judgment exactly once; resubmits return the stored one."""
-    lock = select(ComparisonTask.required_judgments, ComparisonTask.judgment_count).where(
-        ComparisonTask.id == task_id
+    a, j = Assignment, Judgment
+    # task row (locked), the caller's assignment and any stored judgment, in one round trip
+    state = (
+        select(
+            ComparisonTask.required_judgments,
+            ComparisonTask.judgment_count,
+            a.id,
+            a.shown_order,
+            a.status,
+            j.id,
+        )
+        .select_from(ComparisonTask)
+        .outerjoin(a, and_(a.task_id == ComparisonTask.id, a.user_id == user_id))
+        .outerjoin(j, and_(j.task_id == ComparisonTask.id, j.user_id == user_id))
+        .where(ComparisonTask.id == task_id)
     )
     if session.get_bind().dialect.name == "postgresql":
-        lock = lock.with_for_update()
-    task = (await session.execute(lock)).first()
-    if task is None:
+        state = state.with_for_update(of=ComparisonTask)
+    row = (await session.execute(state)).first()
+    if row is None:
         raise NotFound(f"task {task_id} does not exist")
-    existing = await session.scalar(
-        select(Judgment).where(Judgment.task_id == task_id, Judgment.user_id == user_id)
-    )
-    if existing is not None:
+    required, count, assignment_id, shown_order, status, existing_id = row
+    if existing_id is not None:
+        existing = await session.get(Judgment, existing_id)
+        assert existing is not None
         return SubmitResult(existing, created=False)
-    assignment = (
-        await session.execute(
-            select(Assignment.id, Assignment.shown_order, Assignment.status).where(
-                Assignment.task_id == task_id, Assignment.user_id == user_id
-            )
-        )
-    ).first()
-    if assignment is None:
+    if assignment_id is None:
         raise Conflict(f"task {task_id} was never assigned to you; get one from /api/v1/tasks/next")
-    if assignment.status == AssignmentStatus.skipped:
+    if status == AssignmentStatus.skipped:
         raise Conflict(f"you skipped task {task_id}; it can no longer be judged by you")
-    candidates = list(
-        (
-            await session.scalars(
-                select(TaskCandidate.completion_id)
-                .where(TaskCandidate.task_id == task_id)
-                .order_by(TaskCandidate.position)
-            )
-        ).all()
-    )
-    try:
-        ranking = normalize(body, candidates, assignment.shown_order, criteria, flags)
-    except InvalidJudgment:
-        raise
-    required, count = task
+    # the order shown is a permutation of the task's candidates (set when the lease was taken)
+    ranking = normalize(body, list(shown_order), shown_order, criteria, flags)
     if count >= required:
         raise Conflict(
             f"task {task_id} already has its {required} required judgment(s) and your lease "
@@ -230,7 +247,7 @@ async def submit(
         flags=body.flags,
         rationale=body.rationale,
         time_spent_ms=body.time_spent_ms,
-        shown_order=assignment.shown_order,
+        shown_order=shown_order,
     )
     session.add(judgment)
     await session.execute(
@@ -243,7 +260,7 @@ async def submit(
     )
     await session.execute(
         update(Assignment)
-        .where(Assignment.id == assignment.id)
+        .where(Assignment.id == assignment_id)
         .values(status=AssignmentStatus.submitted)
     )
     await session.flush()
