@@ -187,7 +187,7 @@ class RemoteGenerator:
     def generate(
         self, prompts: list[Messages], n: int, params: GenerationParams
     ) -> list[list[str]]:
-        """``n`` completions per prompt via repeated single-sample calls (portable across servers)."""
+        """``n`` completions per prompt via repeated single-sample calls (portable)."""
         out: list[list[str]] = []
         for messages in prompts:
             samples = []
@@ -229,7 +229,7 @@ def make_generator(
     base_url: str | None = None,
     api_key: str | None = None,
 ) -> LocalGenerator | RemoteGenerator:
-    """Build a generator: ``backend`` is ``"local"`` (a model dir) or ``"remote"`` (a model name)."""
+    """Build a generator: ``"local"`` (a model dir) or ``"remote"`` (a model name)."""
     if backend == "local":
         return LocalGenerator(path_or_model)
     if backend == "remote":
