@@ -138,10 +138,34 @@
   }
 
   // ---------- work in progress ----------
+  function store(key, value) {
+    try {
+      localStorage.setItem(key, JSON.stringify(value));
+    } catch {
+      status("This browser refuses to keep work in progress (storage full or disabled).", "bad");
+    }
+  }
+
+  function load(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key) || "null");
+    } catch {
+      return null;
+    }
+  }
+
   function save() {
     if (!task || !st) return;
     const { sel, ...rest } = st;
-    localStorage.setItem(wipKey(task.task_id), JSON.stringify({ ...rest, elapsed: elapsed() }));
+    store(wipKey(task.task_id), { ...rest, elapsed: elapsed() });
+  }
+
+  /** Drop work kept for tasks other than this one: a labeler holds one lease at a time. */
+  function forgetOthers(taskId) {
+    const prefix = wipKey("");
+    for (const key of Object.keys(localStorage)) {
+      if (key.startsWith(prefix) && key !== wipKey(taskId)) localStorage.removeItem(key);
+    }
   }
 
   function restore(t) {
@@ -150,12 +174,7 @@
       choice: null, groups: ids.map((i) => [i]), touched: false, sel: null,
       ratings: {}, flags: [], rationale: "", elapsed: 0,
     };
-    let saved = null;
-    try {
-      saved = JSON.parse(localStorage.getItem(wipKey(t.task_id)) || "null");
-    } catch {
-      saved = null;
-    }
+    const saved = load(wipKey(t.task_id));
     if (!saved) return [fresh, false];
     const flat = (saved.groups || []).flat();
     const sameIds = flat.length === ids.length && ids.every((i) => flat.includes(i));
@@ -168,6 +187,7 @@
   // ---------- showing a task ----------
   function showTask(t) {
     task = t;
+    forgetOthers(t.task_id);
     let restored;
     [st, restored] = restore(t);
     visibleSince = null;
@@ -417,13 +437,12 @@
   }
 
   async function send(item) {
-    localStorage.setItem(OUTBOX, JSON.stringify(item));
-    if (await drainOutbox()) next();
+    store(OUTBOX, item);
+    if (await drainOutbox(item)) next();
   }
 
   /** Send the outbox until the server answers; true when the caller may move on. */
-  async function drainOutbox() {
-    const item = JSON.parse(localStorage.getItem(OUTBOX) || "null");
+  async function drainOutbox(item = load(OUTBOX)) {
     if (!item) return true;
     setBusy(true);
     const url = `/api/v1/tasks/${item.task_id}/${item.kind === "skip" ? "skip" : "judgments"}`;
