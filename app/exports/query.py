@@ -6,6 +6,7 @@ and merge-joined here, so only one task is ever held in memory.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,11 +96,27 @@ class TaskData:
     judgments: list[JudgmentRow] = field(default_factory=list)
 
 
+_decode = json.JSONDecoder().decode
+
+
+def _loads(data: bytes | memoryview | str) -> Any:
+    # psycopg hands json.loads bytes, which makes it sniff the encoding on every value
+    return _decode(data if isinstance(data, str) else bytes(data).decode())
+
+
 @lru_cache
 def _read_engine(url: str) -> Engine:
     """SQLite: deferred transactions (a WAL snapshot that never takes the writer lock)."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=2)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=2)
+
+        @event.listens_for(engine, "connect")
+        def _pg_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            from psycopg.types.json import set_json_loads
+
+            set_json_loads(_loads, dbapi_conn)
+
+        return engine
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
