@@ -68,6 +68,11 @@
     }
   }
 
+  /** Trimmed free text without NUL characters (PostgreSQL text cannot hold them). */
+  function clean(text) {
+    return text.replaceAll("\0", "").trim();
+  }
+
   function hint(text) {
     $("hint").textContent = text || "";
   }
@@ -316,7 +321,8 @@
         li.classList.toggle("tie-first", tied && i === 0);
         li.classList.toggle("tie-rest", tied && i > 0);
         li.classList.toggle("selected", id === st.sel);
-        li.setAttribute("aria-label", `Rank ${pos}${tied ? " (tied)" : ""}`);
+        const n = task.candidates.findIndex((c) => c.id === id) + 1;
+        li.setAttribute("aria-label", `Rank ${pos}${tied ? " (tied)" : ""}: candidate ${n}`);
       });
       pos += group.length;
     }
@@ -394,7 +400,7 @@
     const b = {
       ratings: st.ratings,
       flags: st.flags,
-      rationale: st.rationale.trim() || null,
+      rationale: clean(st.rationale) || null,
       time_spent_ms: elapsed(),
     };
     if (task.candidates.length === 2) {
@@ -433,7 +439,7 @@
     if (!task || busy) return;
     pauseClock();
     save();
-    send({ kind: "skip", task_id: task.task_id, body: { reason: $("skip-reason").value.trim() } });
+    send({ kind: "skip", task_id: task.task_id, body: { reason: clean($("skip-reason").value) } });
   }
 
   async function send(item) {
@@ -471,7 +477,15 @@
         status(`Not saved: ${await errorText(res)}. Moving on.`, "warn");
         return true;
       }
-      if (res && res.status === 422) {
+      if (res && (res.status === 401 || res.status === 403)) {
+        status("Not saved yet: your session expired or changed. Your work is kept here;", "bad", {
+          text: "log in again to send it.",
+          href: "/login?next=/label",
+        });
+        return false;
+      }
+      // any other 4xx but timeouts and rate limits: resending the same body cannot help
+      if (res && res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
         localStorage.removeItem(OUTBOX);
         status(`Not saved: ${await errorText(res)}`, "bad");
         if (task && task.task_id === item.task_id) {
@@ -480,13 +494,6 @@
           return false;
         }
         return true; // an old outbox entry the server refuses: nothing the labeler can fix
-      }
-      if (res && (res.status === 401 || res.status === 403)) {
-        status("Not saved yet: your session expired or changed. Your work is kept here;", "bad", {
-          text: "log in again to send it.",
-          href: "/login?next=/label",
-        });
-        return false;
       }
       if (res) why = `server answered ${res.status}`;
       const wait = Math.min(1000 * 2 ** (attempt - 1), 15000);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.deps import Admin, AnyUser, SessionDep
@@ -35,4 +35,7 @@ async def read(session: SessionDep, _: AnyUser) -> GuidelinesOut:
 
 @router.put("/guidelines", response_model=GuidelinesOut)
 async def write(body: GuidelinesIn, session: SessionDep, _: Admin) -> GuidelinesOut:
-    return _out(await service.save(session, body.markdown))
+    try:
+        return _out(await service.save(session, body.markdown))
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None

@@ -30,6 +30,14 @@ async def update(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    request.state.principal = principal
     # browsers send CRLF from textareas; store what the admin typed with plain newlines
-    await service.save(session, markdown.replace("\r\n", "\n"))
+    markdown = markdown.replace("\r\n", "\n")
+    try:
+        await service.save(session, markdown)
+    except ValueError as e:
+        g = service.Guidelines(markdown, None)
+        return render(
+            request, "guidelines/edit.html", 422, g=g, error=str(e), saved=False, nav="guidelines"
+        )
     return RedirectResponse("/admin/guidelines?saved=1", status_code=303)

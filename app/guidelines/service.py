@@ -58,6 +58,8 @@ async def save(session: AsyncSession, markdown: str) -> Guidelines:
     """Store the guidelines (insert or replace)."""
     if len(markdown) > MAX_CHARS:
         raise ValueError(f"guidelines are limited to {MAX_CHARS} characters")
+    if "\x00" in markdown:
+        raise ValueError("guidelines must not contain NUL characters")
     now = utcnow()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -320,3 +320,31 @@ def test_expired_session_keeps_the_judgment_until_login(live_server, page):
     expect(status(page)).to_contain_text("Saved ✓")  # the kept judgment is sent after login
     [j] = judgments()
     assert (j["task_id"], j["choice"]) == (task, "b")
+
+
+def test_refused_judgment_shows_why_and_stays_editable(live_server, page):
+    make_user("ann")
+    task = make_task("Shortest answer?", ["a", "bb"])
+    refusals = []
+
+    def refuse_once(route):  # type: ignore[no-untyped-def]
+        if refusals:
+            return route.continue_()
+        refusals.append(1)
+        route.fulfill(status=422, json={"detail": "rating 'helpfulness' must be between 1 and 5"})
+
+    page.route("**/api/v1/tasks/*/judgments", refuse_once)
+    login(page, live_server.url, "ann")
+    expect(page.locator("#task-info")).to_contain_text(f"#{task}")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_have_text(
+        "Not saved: rating 'helpfulness' must be between 1 and 5", timeout=5_000
+    )
+    expect(page.locator('[data-choice="a"]')).to_have_attribute("aria-pressed", "true")
+    assert judgments() == []
+    page.keyboard.press("2")  # still editable; fix and resend
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Saved ✓")
+    [j] = judgments()
+    assert (j["task_id"], j["choice"]) == (task, "b")

@@ -30,6 +30,8 @@ def test_api_rejects_bad_input(client):
     assert client.put("/api/v1/guidelines", json=too_long, headers=admin).status_code == 422
     assert client.put("/api/v1/guidelines", json={}, headers=admin).status_code == 422
     assert client.put("/api/v1/guidelines", json={"md": "x"}, headers=admin).status_code == 422
+    r = client.put("/api/v1/guidelines", json={"markdown": "a\x00b"}, headers=admin)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
 
 
 def test_admin_editor_page(client):
@@ -50,6 +52,10 @@ def test_admin_editor_page(client):
     page = client.get("/admin/guidelines?saved=1").text
     assert "Saved ✓" in page and "<h2>Be fair</h2>" in page
     assert "<i>raw</i>" not in page and "&lt;i&gt;raw&lt;/i&gt;" in page
+    assert client.get("/api/v1/guidelines").json()["markdown"] == "## Be fair\n\n<i>raw</i>"
+    r = client.post("/admin/guidelines", data={"markdown": "<u>a\x00", "csrf_token": token})
+    assert r.status_code == 422 and "Not saved: guidelines must not contain NUL" in r.text
+    assert "<u>" not in r.text and "&lt;u&gt;a" in r.text
     assert client.get("/api/v1/guidelines").json()["markdown"] == "## Be fair\n\n<i>raw</i>"
 
 
