@@ -10,6 +10,7 @@
   const POLL_MS = window.PREFLOOP_POLL_MS || 15000;
   const OUTBOX = `prefloop:outbox:${cfg.user_id}`;
   const wipKey = (taskId) => `prefloop:wip:${cfg.user_id}:${taskId}`;
+  const DRAG_TYPE = "application/x-prefloop-candidate";
 
   let task = null; // TaskOut of the task on screen
   let st = null; // work state: {choice, groups, touched, sel, ratings, flags, rationale, elapsed}
@@ -261,7 +262,7 @@
       li.append(head, richText(c.text));
       li.addEventListener("focus", () => select(c.id, false));
       li.addEventListener("dragstart", (e) => {
-        e.dataTransfer.setData("text/plain", String(c.id));
+        e.dataTransfer.setData(DRAG_TYPE, String(c.id));
         e.dataTransfer.effectAllowed = "move";
         li.classList.add("dragging");
       });
@@ -275,8 +276,10 @@
         e.preventDefault();
         const zone = dropZone(li, e);
         delete li.dataset.drop;
-        const dragged = Number(e.dataTransfer.getData("text/plain"));
-        if (!busy && dragged && dragged !== c.id) change(() => dropOn(dragged, c.id, zone), dragged);
+        const dragged = Number(e.dataTransfer.getData(DRAG_TYPE));
+        if (!busy && cards.has(dragged) && dragged !== c.id) {
+          change(() => dropOn(dragged, c.id, zone), dragged);
+        }
       });
       cards.set(c.id, li);
     });
@@ -659,7 +662,9 @@
     if (!task || busy) return;
     const k = task.candidates.length;
     if (e.key === "Enter") {
-      e.preventDefault(); // a focused button would otherwise act on Enter as well
+      // Enter on a link or a button other than the judgment's own keeps its usual meaning
+      if (t.closest("a, button:not([data-choice]):not(#submit)")) return;
+      e.preventDefault(); // a focused choice button would otherwise act on Enter as well
       return submit();
     }
     if (e.key === "s") {
