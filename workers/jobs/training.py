@@ -82,13 +82,17 @@ def clean(obj: Any) -> Any:
     return obj
 
 
+#: logged values that are bookkeeping, not curves worth drawing
+NOT_CURVES = frozenset({"step", "epoch", "episode"})
+
+
 def series(history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
     """[{step, a, b}, ...] -> {a: [[step, a], ...], b: ...} (finite numbers only)."""
     out: dict[str, list[list[float]]] = {}
     for row in history:
         step = row.get("step")
         for key, value in row.items():
-            if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in NOT_CURVES or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if math.isfinite(value):
                 out.setdefault(key, []).append([step, float(value)])
@@ -98,11 +102,10 @@ def series(history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
 class CurveProgress:
     """Progress callback for helper-1's trainers: forwards to ctx.progress with live curves."""
 
-    def __init__(self, ctx: Any, keys: dict[str, str], every: int = 1) -> None:
+    def __init__(self, ctx: Any, keys: dict[str, str]) -> None:
         self.ctx = ctx
-        self.keys = keys
+        self.keys = {k: v for k, v in keys.items() if v not in NOT_CURVES}
         self.curves: dict[str, list[list[float]]] = {}
-        self.every = every
         self._lock = threading.Lock()
 
     def __call__(self, step: int, total: int, logs: dict[str, Any] | None = None) -> None:
