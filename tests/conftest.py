@@ -51,6 +51,13 @@ os.environ.update(
 IS_PG = DATABASE_URL.startswith("postgresql")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """tests/ml never touch the database: marked `dbless` so CI runs them in one backend pass."""
+    for item in items:
+        if "/tests/ml/" in str(item.path):
+            item.add_marker(pytest.mark.dbless)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     from app.ops.migrate import upgrade
 
