@@ -67,6 +67,7 @@ def test_dashboard_counts_and_chart(client):
     two_days = (utcnow() - timedelta(days=2)).date().isoformat()
     assert f"<title>{two_days}: 1</title>" in html
     assert 'href="/admin/guidelines"' in html and 'href="/research"' in html
+    assert "Reward run:" in html and "<strong>off</strong>" in html  # test settings: no schedule
 
 
 def test_run_pages_escape_params_and_log(client):
