@@ -50,11 +50,11 @@ def _params(body: ChatRequest, seed_offset: int = 0) -> Any:
 
 @router.get("/models")
 async def list_models(request: Request, session: SessionDep, _: AnyUser) -> JSONResponse:
-    """The served policy, under its version name and the stable alias `prefloop-policy`."""
+    """The served policy under its version name and the alias `prefloop-policy` (empty: none)."""
     try:
         loaded = await engine_for(request).current(session)
-    except NoModel as e:
-        return error(503, str(e), "service_unavailable", "no_model")
+    except NoModel:
+        return JSONResponse({"object": "list", "data": []})  # nothing served yet
     created = int(time.time())
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "prefloop"}
@@ -98,8 +98,8 @@ async def chat_completions(
     engine = engine_for(request)
     try:
         loaded = await engine.current(session)
-    except NoModel as e:
-        return error(503, str(e), "service_unavailable", "no_model")
+    except NoModel as e:  # like vLLM for an unknown model (5xx is kept for real faults)
+        return error(404, str(e), "invalid_request_error", "model_not_found")
     if body.model and body.model not in engine.names():
         return error(
             404,

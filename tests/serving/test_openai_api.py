@@ -67,9 +67,12 @@ def test_auth_and_bad_requests(server, tiny_policy_dir) -> None:  # type: ignore
     assert r.status_code == 422
 
 
-def test_no_policy_gives_503(client) -> None:  # type: ignore[no-untyped-def]
-    r = client.get("/v1/models", headers=auth(make_user("lab")))
-    assert r.status_code == 503 and "no active policy" in r.json()["error"]["message"]
+def test_no_policy_yet(client) -> None:  # type: ignore[no-untyped-def]
+    token = make_user("lab")
+    r = client.get("/v1/models", headers=auth(token))
+    assert r.status_code == 200 and r.json()["data"] == []
+    r = client.post("/v1/chat/completions", json={"messages": HELLO}, headers=auth(token))
+    assert r.status_code == 404 and "no active policy" in r.json()["error"]["message"]
 
 
 def test_activation_switches_serving_without_failing_requests(server, tiny_policy_dir) -> None:  # type: ignore[no-untyped-def]
