@@ -118,14 +118,14 @@ def select_prompts(
 def write_task(
     session: Session,
     prompt: tuple[int, str, list, list],
-    samples: list[tuple[str, int, str]],
+    samples: list[tuple[str, int | None, str]],
     gen_params: dict[str, Any],
     required: int,
     run_id: int,
 ) -> int | None:
     """Store distinct candidates (text, version id, version) as one task; the new task id."""
     pid, phash, _messages, tags = prompt
-    seen: dict[str, tuple[str, int, str]] = {}
+    seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
         text = text.strip()
         h = completion_hash(text, f"policy:{vname}")
@@ -201,7 +201,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if not p.get("versions"):
         ensure_active_policy(s, log=ctx.log)
     with ctx.session() as session:
-        versions = resolve_versions(session, p.get("versions"))
+        external = s.generation_backend == "openai" and s.generation_model
+        if external and not p.get("versions") and not registry.active_version(session, "policy"):
+            versions: list[tuple[int | None, str, str]] = [(None, s.generation_model, "")]
+        else:
+            versions = resolve_versions(session, p.get("versions"))  # type: ignore[assignment]
         prompts = select_prompts(session, limit, p.get("prompt_ids"), bool(p.get("fresh", True)))
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
@@ -213,7 +217,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     for start in range(0, total, batch):
         ctx.check_stop()
         chunk = prompts[start : start + batch]
-        samples: list[list[tuple[str, int, str]]] = [[] for _ in chunk]
+        samples: list[list[tuple[str, int | None, str]]] = [[] for _ in chunk]
         for vi, (vid, vname, _path) in enumerate(versions):
             n = len(range(vi, k, len(versions)))  # candidate j comes from version j % len
             if n == 0:
