@@ -58,7 +58,9 @@ async def get_db(request: Request):  # type: ignore[no-untyped-def]
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
+# scope="function": commit before the response is sent, so a 2xx always means "stored" (the
+# default "request" scope would commit after the client has already been acknowledged)
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 async def _from_token(session: AsyncSession, token: str) -> Principal | None:
