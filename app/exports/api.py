@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import Researcher, SessionDep
 from app.exports import service
 from app.exports.query import FilterError
-from app.exports.schemas import ExportFilters, Format, PreviewOut, Shape, SnapshotOut
+from app.exports.schemas import ExportFilters, Format, PreviewOut, Shape, SnapshotId, SnapshotOut
 from app.exports.writers import MEDIA_TYPES
 from app.models import DatasetSnapshot
 
@@ -137,7 +137,9 @@ async def list_snapshots(
 
 
 @router.get("/{snapshot_id}", response_model=SnapshotOut, responses={404: {}})
-async def get_snapshot(snapshot_id: int, session: SessionDep, user: Researcher) -> SnapshotOut:
+async def get_snapshot(
+    snapshot_id: SnapshotId, session: SessionDep, user: Researcher
+) -> SnapshotOut:
     """One snapshot: filters, row count, sha256 and its dataset card."""
     snap = await session.get(DatasetSnapshot, snapshot_id)
     if snap is None:
@@ -150,7 +152,9 @@ async def get_snapshot(snapshot_id: int, session: SessionDep, user: Researcher) 
     response_class=PlainTextResponse,
     responses={404: {}, 200: {"content": {"text/markdown": {}}}},
 )
-async def get_card(snapshot_id: int, session: SessionDep, user: Researcher) -> PlainTextResponse:
+async def get_card(
+    snapshot_id: SnapshotId, session: SessionDep, user: Researcher
+) -> PlainTextResponse:
     """The snapshot's dataset card as Markdown (empty until the export finished)."""
     snap = await session.get(DatasetSnapshot, snapshot_id)
     if snap is None:

@@ -14,7 +14,7 @@ from app.auth.deps import Researcher, SessionDep
 from app.exports import service
 from app.exports.api import Filters
 from app.exports.query import FilterError
-from app.exports.schemas import FORMATS, SHAPES
+from app.exports.schemas import FORMATS, SHAPES, SnapshotId
 from app.models import Completion, DatasetSnapshot, Judgment, ModelVersion, Role, User
 from app.preferences.pseudonym import labeler_pseudonym
 from app.web import render
@@ -107,7 +107,7 @@ async def agreement_page(
 
 @router.get("/exports/{snapshot_id}", response_class=HTMLResponse)
 async def snapshot_page(
-    request: Request, snapshot_id: int, session: SessionDep, principal: Researcher
+    request: Request, snapshot_id: SnapshotId, session: SessionDep, principal: Researcher
 ) -> Response:
     """One dataset snapshot and its card."""
     request.state.principal = principal

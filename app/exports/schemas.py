@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+SnapshotId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Shape = Literal["trl", "raw", "rankings"]
 Format = Literal["jsonl", "parquet", "csv"]
 SHAPES: tuple[str, ...] = ("trl", "raw", "rankings")
