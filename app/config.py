@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     generation_api_key: str = ""
     generation_model: str = Field("", description="model name sent to an external server")
     serving_reload_seconds: float = 3.0
+    torch_threads: int = Field(0, description="CPU threads for torch in worker/serving; 0: auto")
     rm_every_n: int = 0
     rm_every_minutes: float = 0.0
     ppo_after_reward: bool = True

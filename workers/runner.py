@@ -33,6 +33,14 @@ class Shutdown(Exception):
     """Raised in the job's thread when the worker is told to stop twice."""
 
 
+def set_torch_threads(n: int) -> None:
+    """Cap torch's CPU threads (oversubscribed threads are much slower on a shared machine)."""
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -122,6 +130,7 @@ class Worker:
     def serve_forever(self, exit_when_idle: bool = False, bootstrap: bool = True) -> None:
         """Loop until stop(); with exit_when_idle, return once no queued run is left."""
         log.info("worker %s started", self.worker_id)
+        set_torch_threads(self.settings.torch_threads)
         if bootstrap and self.fill_queue and not self.stopping.is_set():
             self.bootstrap()
         while not self.stopping.is_set():

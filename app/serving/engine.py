@@ -84,6 +84,9 @@ class ServingEngine:
                 s.generation_base_url, s.generation_api_key, s.generation_model or target.name
             )
         else:
+            from workers.runner import set_torch_threads
+
+            set_torch_threads(s.torch_threads)
             gen = LocalGenerator(target.path)
         return Loaded(target, gen, time.monotonic())
 
