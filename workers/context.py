@@ -29,6 +29,9 @@ class JobContext:
     worker_id: str = "worker"
     stop_event: threading.Event = field(default_factory=threading.Event)
     _pending_log: list[str] = field(default_factory=list)
+    _pending_metrics: dict[str, Any] = field(default_factory=dict)
+    _step: int | None = None
+    _total: int | None = None
     _last_write: float = 0.0
     _last_cancel_check: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,19 +50,23 @@ class JobContext:
             self._pending_log.append(f"[{stamp}] {line.rstrip()}\n")
 
     def progress(self, step: int, total: int, metrics: dict[str, Any] | None = None) -> None:
-        """Report progress; written at most every 0.5 s (always at the last step)."""
+        """Report progress and live metrics; written at most every 0.5 s (always the last step)."""
+        with self._lock:
+            self._step, self._total = step, total
+            if metrics:
+                self._pending_metrics.update(metrics)
         now = time.monotonic()
-        if now - self._last_write < PROGRESS_EVERY_S and step < total and not metrics:
+        if now - self._last_write < PROGRESS_EVERY_S and step < total:
             return
         self._last_write = now
-        self.flush(step, total, metrics)
+        self.flush()
 
-    def flush(
-        self, step: int | None = None, total: int | None = None, metrics: dict | None = None
-    ) -> None:
-        """Write pending log lines (and progress, if given) now."""
+    def flush(self) -> None:
+        """Write pending progress, metrics and log lines now."""
         with self._lock:
             lines, self._pending_log = "".join(self._pending_log), []
+            metrics, self._pending_metrics = self._pending_metrics, {}
+            step, total = self._step, self._total
         with session_scope() as s:
             ok = runs.record_progress(s, self.run_id, self.worker_id, step, total, metrics, lines)
         if not ok:
