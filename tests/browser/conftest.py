@@ -40,6 +40,19 @@ def _missing() -> str | None:
     return None
 
 
+class _Shared:
+    """One playwright driver and one chromium for the whole session.
+
+    Other test packages import the `browser` fixture, which makes pytest build one session
+    instance per importing module; a second sync_playwright() while the first runs would fail,
+    so the instances share this one and the last to finish closes it.
+    """
+
+    users = 0
+    playwright: Any = None
+    browser: Any = None
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     reason = _missing()
@@ -49,10 +62,19 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"browser tests skipped: {reason}")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
+    if _Shared.users == 0:
+        _Shared.playwright = sync_playwright().start()
+        _Shared.browser = _Shared.playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=ARGS, headless=True
+        )
+    _Shared.users += 1
+    try:
+        yield _Shared.browser
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0:
+            _Shared.browser.close()
+            _Shared.playwright.stop()
 
 
 @pytest.fixture
