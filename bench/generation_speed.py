@@ -79,27 +79,41 @@ def main() -> None:
         p = GenerationParams(
             max_new_tokens=args.max_new_tokens, temperature=0.8, top_p=0.95, seed=0
         )
-        runs: dict[str, list[float]] = {"bare model.generate": [], "LocalGenerator.generate": []}
-        bare(model, tok, prompts[:2], 1, p, args.batch)  # warm-up
-        ours(gen, prompts[:2], 1, p)
-        same = True
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            a = bare(model, tok, prompts, args.n, p, args.batch)
-            dt = time.perf_counter() - t
-            runs["bare model.generate"].append(count_tokens(tok, a) / dt)
-            t = time.perf_counter()
-            b = ours(gen, prompts, args.n, p)
-            dt = time.perf_counter() - t
-            runs["LocalGenerator.generate"].append(count_tokens(tok, b) / dt)
-            same = same and a == b
-        print(f"model {path}, {args.prompts} prompts x {args.n} samples, "
-              f"<= {args.max_new_tokens} new tokens, batch {args.batch}, "
-              f"{torch.get_num_threads()} threads; median of {args.repeats}")  # fmt: skip
-        base = statistics.median(runs["bare model.generate"])
+        runs: dict[str, list[tuple[float, float]]] = {
+            "bare model.generate": [],
+            "LocalGenerator.generate": [],
+        }
+        sides = {
+            "bare model.generate": lambda: bare(model, tok, prompts, args.n, p, args.batch),
+            "LocalGenerator.generate": lambda: ours(gen, prompts, args.n, p),
+        }
+        for fn in sides.values():  # warm-up
+            fn()
+        outputs: dict[str, list[str]] = {}
+        for i in range(args.repeats):
+            order = list(sides) if i % 2 == 0 else list(sides)[::-1]
+            for name in order:
+                w, c = time.perf_counter(), time.process_time()
+                texts = sides[name]()
+                w, c = time.perf_counter() - w, time.process_time() - c
+                k = count_tokens(tok, texts)
+                runs[name].append((k / w, k / c))
+                outputs[name] = texts
+        print(
+            f"model {path}, {args.prompts} prompts x {args.n} samples, "
+            f"<= {args.max_new_tokens} new tokens, batch {args.batch}, "
+            f"{torch.get_num_threads()} threads; median of {args.repeats}"
+        )
+        base_w = statistics.median(r[0] for r in runs["bare model.generate"])
+        base_c = statistics.median(r[1] for r in runs["bare model.generate"])
+        print(
+            f"  {'':<26} {'tok/s wall':>11} {'tok/s cpu':>10} {'ratio wall':>11} {'ratio cpu':>10}"
+        )
         for name, xs in runs.items():
-            med = statistics.median(xs)
-            print(f"  {name:<26} {med:9.1f} tok/s   ratio {med / base:5.3f}")
+            w = statistics.median(r[0] for r in xs)
+            c = statistics.median(r[1] for r in xs)
+            print(f"  {name:<26} {w:11.1f} {c:10.1f} {w / base_w:11.3f} {c / base_c:10.3f}")
+        same = outputs["bare model.generate"] == outputs["LocalGenerator.generate"]
         print(f"  identical outputs: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

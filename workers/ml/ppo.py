@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,17 @@ class PPORunConfig:
     seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling, value head."})
 
 
+def _trl_ppo() -> Any:
+    """Import ``trl.experimental.ppo`` without its "experimental API" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import trl.experimental.ppo as module
+    return module
+
+
 def ppo_config(cfg: PPORunConfig, output_dir: str):
     """Build the ``PPOConfig`` for ``cfg`` (CPU-safe, no hub, no checkpoints, no sample tables)."""
-    from trl.experimental.ppo import PPOConfig
+    PPOConfig = _trl_ppo().PPOConfig
 
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     return PPOConfig(
@@ -142,6 +151,8 @@ def _rollouts(
 ) -> list[tuple[torch.Tensor, int]]:
     """Sample responses as PPO does; returns ``(query_response, context_length)`` batches."""
     from transformers import GenerationConfig
+
+    _trl_ppo()
     from trl.experimental.ppo.ppo_trainer import generate, truncate_response
 
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
@@ -284,9 +295,10 @@ def train_ppo(
     """
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
-    from trl.experimental.ppo import PPOTrainer
 
     from .store import save_atomically
+
+    PPOTrainer = _trl_ppo().PPOTrainer
 
     cfg = cfg or PPORunConfig()
     out_dir = Path(out_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,20 @@ class RewardRunConfig:
     )
     logging_steps: int = field(default=1, metadata={"help": "Log (and report) every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed for head init, shuffling, dropout."})
+
+
+@contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Silence ``datasets`` map/filter progress bars (restored afterwards)."""
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            ds_logging.enable_progress_bar()
 
 
 def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +182,7 @@ def train_reward(
     ``n_train``, ``n_eval``, ``n_dropped_too_long`` and ``curves`` (one dict per logged step).
     Raises :class:`Cancelled` (and writes nothing) if ``should_stop()`` becomes true.
     """
+    from transformers.trainer_callback import PrinterCallback
     from trl import RewardTrainer
 
     cfg = cfg or RewardRunConfig()
@@ -179,7 +196,7 @@ def train_reward(
 
     tok, model = load_reward_backbone(Path(base_model), cfg.seed)
     callback = ProgressCallback(progress, should_stop)
-    with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp, quiet_datasets():
         trainer = RewardTrainer(
             model=model,
             args=reward_config(cfg, tmp),
@@ -188,6 +205,7 @@ def train_reward(
             processing_class=tok,
             callbacks=[callback],
         )
+        trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
         n_train = len(trainer.train_dataset)
         n_eval = len(trainer.eval_dataset) if eval_rows else 0
         n_dropped = len(train_rows) - n_train + len(eval_rows) - n_eval
