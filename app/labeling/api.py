@@ -11,8 +11,9 @@ from app.config import get_settings
 from app.labeling import service
 from app.labeling.ranking import InvalidJudgment
 from app.labeling.schemas import JudgmentIn, JudgmentOut, MeOut, SkipIn, TaskOut
+from app.ops.errors import API_ERRORS, DbId, ErrorOut
 
-router = APIRouter(prefix="/api/v1", tags=["labeling"])
+router = APIRouter(prefix="/api/v1", tags=["labeling"], responses=API_ERRORS)
 
 
 @router.get("/tasks/next", response_model=TaskOut, responses={204: {"description": "no task"}})
@@ -26,10 +27,14 @@ async def next_task(session: SessionDep, user: Labeler) -> TaskOut | Response:
     "/tasks/{task_id}/judgments",
     response_model=JudgmentOut,
     status_code=201,
-    responses={200: {"description": "already stored; the stored judgment"}, 409: {}, 404: {}},
+    responses={
+        200: {"model": JudgmentOut, "description": "already stored; the stored judgment"},
+        404: {"model": ErrorOut, "description": "no such task"},
+        409: {"model": ErrorOut, "description": "not assigned, skipped, or full after expiry"},
+    },
 )
 async def submit(
-    task_id: int, body: JudgmentIn, session: SessionDep, user: Labeler, response: Response
+    task_id: DbId, body: JudgmentIn, session: SessionDep, user: Labeler, response: Response
 ) -> JudgmentOut:
     settings = get_settings()
     try:
@@ -47,8 +52,12 @@ async def submit(
     return JudgmentOut.model_validate(result.judgment)
 
 
-@router.post("/tasks/{task_id}/skip", status_code=204, responses={409: {}})
-async def skip(task_id: int, body: SkipIn, session: SessionDep, user: Labeler) -> Response:
+@router.post(
+    "/tasks/{task_id}/skip",
+    status_code=204,
+    responses={409: {"model": ErrorOut, "description": "you hold no lease on this task"}},
+)
+async def skip(task_id: DbId, body: SkipIn, session: SessionDep, user: Labeler) -> Response:
     try:
         await service.skip(session, user.user_id, task_id, body.reason)
     except service.Conflict as e:

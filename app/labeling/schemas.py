@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.ops.errors import PlainText
+
 Message = dict[str, str]
 
 
@@ -35,7 +37,7 @@ class JudgmentIn(BaseModel):
     )
     ratings: dict[str, int] = {}
     flags: list[str] = []
-    rationale: str | None = Field(None, max_length=20_000)
+    rationale: PlainText | None = Field(None, max_length=20_000)
     time_spent_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
 
 
@@ -56,7 +58,7 @@ class JudgmentOut(BaseModel):
 
 class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=500)
+    reason: PlainText = Field("", max_length=500)
 
 
 class MeOut(BaseModel):

@@ -35,23 +35,29 @@ class BodyLimitMiddleware:
         rejected = False
 
         async def limited() -> Message:
+            # Answer 413 as soon as the stream passes the limit, then tell the app the client
+            # left: raising here instead would be turned into a 400 by the body parser.
             nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     rejected = True
-                    raise _TooLarge
+                    await _reject(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            if not rejected:  # the 413 is already out; drop whatever the app answers
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _reject(send, limit)
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not rejected:
+                raise
 
 
 async def _reject(send: Send, limit: int) -> None:

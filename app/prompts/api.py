@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import Admin, SessionDep
 from app.config import get_settings
+from app.ops.errors import API_ERRORS
 from app.prompts import parsing, store
 
-router = APIRouter(prefix="/api/v1/import", tags=["import"])
+router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERRORS)
 
 
 async def _body(request: Request) -> tuple[bytes, str]:
@@ -36,6 +37,7 @@ def _run(session: Session, data: bytes, kind: str, fmt: str, name: str, required
 
 @router.post(
     "/{kind}",
+    status_code=201,
     responses={422: {"description": "line-numbered errors; nothing imported"}},
     openapi_extra={
         "requestBody": {

@@ -7,10 +7,11 @@ from sqlalchemy import select
 
 from app.auth.deps import Admin, SessionDep
 from app.models import User
+from app.ops.errors import API_ERRORS, ErrorOut
 from app.users import service
 from app.users.schemas import TokenCreate, TokenCreated, UserCreate, UserCreated, UserRead
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], responses=API_ERRORS)
 
 
 @router.get("/users", response_model=list[UserRead])
@@ -18,7 +19,12 @@ async def list_users(session: SessionDep, _: Admin) -> list[User]:
     return list((await session.scalars(select(User).order_by(User.id))).all())
 
 
-@router.post("/users", response_model=UserCreated, status_code=201)
+@router.post(
+    "/users",
+    response_model=UserCreated,
+    status_code=201,
+    responses={409: {"model": ErrorOut, "description": "a user with that name exists"}},
+)
 async def create_user(body: UserCreate, session: SessionDep, _: Admin) -> UserCreated:
     try:
         user, password = await session.run_sync(
@@ -29,7 +35,12 @@ async def create_user(body: UserCreate, session: SessionDep, _: Admin) -> UserCr
     return UserCreated(**UserRead.model_validate(user).model_dump(), password=password)
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201)
+@router.post(
+    "/tokens",
+    response_model=TokenCreated,
+    status_code=201,
+    responses={404: {"model": ErrorOut, "description": "no user with that name"}},
+)
 async def create_token(body: TokenCreate, session: SessionDep, _: Admin) -> TokenCreated:
     try:
         token, plain = await session.run_sync(service.create_token, body.user, body.name)

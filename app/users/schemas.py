@@ -5,12 +5,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Role
+from app.ops.errors import PlainText
 
 
 class UserCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: PlainText = Field(min_length=1, max_length=100)
     role: Role
-    password: str | None = Field(None, min_length=8, max_length=200)
+    password: PlainText | None = Field(None, min_length=8, max_length=200)
 
 
 class UserRead(BaseModel):
@@ -27,8 +28,8 @@ class UserCreated(UserRead):
 
 
 class TokenCreate(BaseModel):
-    user: str = Field(min_length=1, max_length=100)
-    name: str = Field("api", min_length=1, max_length=100)
+    user: PlainText = Field(min_length=1, max_length=100)
+    name: PlainText = Field("api", min_length=1, max_length=100)
 
 
 class TokenCreated(BaseModel):
