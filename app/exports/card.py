@@ -86,7 +86,12 @@ def render_card(
         f"on {agreement.get('multi_judged_tasks', 0)} tasks",
         f"- pairwise percent agreement: {_pct(agreement.get('percent'))}",
         f"- Krippendorff's alpha (ordinal: A better < tie < B better): "
-        f"{_num(agreement.get('alpha'))}",
+        f"{_num(agreement.get('alpha'))}"
+        + (
+            f" (estimated on a uniform sample of {agreement['alpha_units']} pairs)"
+            if agreement.get("alpha_units", 0) < agreement.get("units", 0)
+            else ""
+        ),
         "",
     ]
     labelers = [lab for lab in agreement.get("labelers", []) if lab.get("compared")]

@@ -21,6 +21,9 @@ from app.preferences.pairs import ordered_pairs, tied_pairs
 
 LO, TIE, HI = 0, 1, 2
 DOMAIN = [LO, TIE, HI]
+#: beyond this many units alpha is computed on a uniform random sample of them (the package
+#: materializes units x values x values floats; this keeps an export's memory flat)
+ALPHA_MAX_UNITS = 50_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class AgreementReport:
     units: int  # pairs judged by >= 2 coders
     percent: float | None  # pairwise percent agreement over coder pairs
     alpha: float | None
+    alpha_units: int = 0  # units alpha was computed on (a sample when fewer than `units`)
     labelers: list[LabelerAgreement] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,6 +65,7 @@ class AgreementReport:
             "units": self.units,
             "percent": self.percent,
             "alpha": self.alpha,
+            "alpha_units": self.alpha_units,
             "level": "ordinal",
             "labelers": [
                 {
@@ -86,27 +91,33 @@ def pair_values(ranking: Any, choice: str | None) -> dict[tuple[int, int], int]:
     return out
 
 
-def _alpha(rows: Counter[tuple[int, ...]]) -> float | None:
+def _alpha(rows: Counter[tuple[int, ...]]) -> tuple[float | None, int]:
     """Ordinal Krippendorff's alpha over units given as {value-count vector: how many units}.
 
     Ordinal, not nominal: "tied" lies between the two directed preferences, so a labeler who
     says "tie" where another says "A better" disagrees less than one who says "B better";
     nominal alpha would count both as full disagreements. Undefined (None) without variation.
+    Returns (alpha, units used): above ALPHA_MAX_UNITS a seeded uniform sample of units
+    (multivariate hypergeometric over the vector counts) is used.
     """
     if not rows:
-        return None
+        return None, 0
     vectors = np.array(list(rows), dtype=np.float64)
     counts = np.fromiter(rows.values(), dtype=np.int64)
+    if counts.sum() > ALPHA_MAX_UNITS:
+        rng = np.random.default_rng(0)
+        counts = rng.multivariate_hypergeometric(counts, ALPHA_MAX_UNITS, method="marginals")
+    used = int(counts.sum())
     value_counts = np.repeat(vectors, counts, axis=0)
     if value_counts.sum(axis=1).max() < 2:
-        return None
+        return None, used
     with np.errstate(divide="ignore", invalid="ignore"):
         value = float(
             krippendorff.alpha(
                 value_counts=value_counts, value_domain=DOMAIN, level_of_measurement="ordinal"
             )
         )
-    return value if math.isfinite(value) else None
+    return (value if math.isfinite(value) else None), used
 
 
 class AgreementAccumulator:
@@ -161,13 +172,15 @@ class AgreementAccumulator:
     def report(self) -> AgreementReport:
         labelers = sorted(self.per.values(), key=lambda lab: lab.coder)
         for lab in labelers:
-            lab.alpha = _alpha(self.per_units.get(lab.coder, Counter()))
+            lab.alpha = _alpha(self.per_units.get(lab.coder, Counter()))[0]
+        alpha, used = _alpha(self.units)
         return AgreementReport(
             tasks=self.tasks,
             multi_judged_tasks=self.multi,
             units=sum(self.units.values()),
             percent=self.coder_pairs_agreeing / self.coder_pairs if self.coder_pairs else None,
-            alpha=_alpha(self.units),
+            alpha=alpha,
+            alpha_units=used,
             labelers=labelers,
         )
 
