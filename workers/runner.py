@@ -133,8 +133,16 @@ class Worker:
         set_torch_threads(self.settings.torch_threads)
         if bootstrap and self.fill_queue and not self.stopping.is_set():
             self.bootstrap()
+        failures = 0
         while not self.stopping.is_set():
-            did = self.tick()
+            try:
+                did = self.tick()
+                failures = 0
+            except Exception:  # e.g. the database is briefly unreachable: back off, keep going
+                failures += 1
+                log.exception("worker loop error (%d in a row)", failures)
+                self.stopping.wait(min(2.0**failures, 60.0))
+                continue
             if not did:
                 if exit_when_idle:
                     break

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.models import ModelKind, Role
@@ -31,7 +31,9 @@ async def list_models(
 
 
 @router.post("/{version_id}/activate")
-async def activate_model(version_id: int, session: SessionDep, _: Admin) -> ModelVersionRead:
+async def activate_model(
+    session: SessionDep, _: Admin, version_id: int = Path(ge=1, le=2**31 - 1)
+) -> ModelVersionRead:
     """Verify the version loads (off the event loop), then flip the active pointer atomically."""
     try:
         mv = await session.run_sync(service.get_version, version_id)

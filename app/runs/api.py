@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.auth.deps import Admin, SessionDep
 from app.models import RunKind, RunStatus
@@ -10,6 +10,9 @@ from app.runs import service
 from app.runs.schemas import RunCreate, RunList, RunRead
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+RunId = Path(ge=1, le=MAX_ID)
 
 
 @router.post("", status_code=201)
@@ -29,14 +32,14 @@ async def list_runs(
     status: RunStatus | None = None,
     kind: RunKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    before_id: int | None = Query(None, ge=1, description="page: runs older than this id"),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID, description="runs older than this id"),
 ) -> RunList:
     runs = await session.run_sync(service.list_runs, status, kind, limit, before_id)
     return RunList(runs=[RunRead.model_validate(r) for r in runs])
 
 
 @router.get("/{run_id}")
-async def get_run(run_id: int, session: SessionDep, _: Admin) -> RunRead:
+async def get_run(session: SessionDep, _: Admin, run_id: int = RunId) -> RunRead:
     try:
         run = await session.run_sync(service.get_run, run_id)
     except service.RunNotFound as e:
@@ -45,7 +48,7 @@ async def get_run(run_id: int, session: SessionDep, _: Admin) -> RunRead:
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(run_id: int, session: SessionDep, _: Admin) -> RunRead:
+async def cancel_run(session: SessionDep, _: Admin, run_id: int = RunId) -> RunRead:
     """Cancel a queued run now, or ask the worker running it to stop (within seconds)."""
     try:
         run = await session.run_sync(service.request_cancel, run_id)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import RunKind, RunStatus
 
@@ -13,6 +14,14 @@ from app.models import RunKind, RunStatus
 class RunCreate(BaseModel):
     kind: RunKind
     params: dict[str, Any] = Field(default_factory=dict, description="job parameters")
+
+    @field_validator("params")
+    @classmethod
+    def _no_nul(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """NUL characters cannot be stored in JSON columns on PostgreSQL."""
+        if "\\u0000" in json.dumps(v):
+            raise ValueError("params must not contain NUL characters")
+        return v
 
 
 class RunRead(BaseModel):
