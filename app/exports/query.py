@@ -19,16 +19,15 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    bindparam,
     create_engine,
     event,
     exists,
     func,
     or_,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.orm import aliased
 
 from app.config import get_settings
 from app.db import sync_url
@@ -195,27 +194,26 @@ def _conditions(conn: Connection, r: Resolved) -> list[Any]:
     if f.exclude_flagged:
         length = func.jsonb_array_length if pg else func.json_array_length
         cond.append(or_(j.flags.is_(None), length(j.flags) == 0))
+    # aliased and correlated to judgments only: these subqueries also sit inside queries that
+    # join the same tables (auto-correlation would otherwise empty their FROM)
+    tc, comp, tagged = aliased(TaskCandidate), aliased(Completion), aliased(ComparisonTask)
     cand = (
-        select(TaskCandidate.task_id)
-        .join(Completion, Completion.id == TaskCandidate.completion_id)
-        .where(TaskCandidate.task_id == j.task_id)
+        select(tc.task_id)
+        .join(comp, comp.id == tc.completion_id)
+        .where(tc.task_id == j.task_id)
+        .correlate(Judgment)
     )
     if f.sources:
-        cond.append(
-            or_(j.source.in_(f.sources), exists(cand.where(Completion.source.in_(f.sources))))
-        )
+        cond.append(or_(j.source.in_(f.sources), exists(cand.where(comp.source.in_(f.sources)))))
     if r.version_ids is not None:
-        cond.append(exists(cand.where(Completion.model_version_id.in_(r.version_ids))))
+        cond.append(exists(cand.where(comp.model_version_id.in_(r.version_ids))))
     if f.tags:
-        tags = select(ComparisonTask.id).where(ComparisonTask.id == j.task_id)
+        tags = select(tagged.id).where(tagged.id == j.task_id).correlate(Judgment)
         if pg:
-            tags = tags.where(func.jsonb_exists_any(ComparisonTask.tags, array(f.tags)))
+            tags = tags.where(func.jsonb_exists_any(tagged.tags, array(f.tags)))
         else:
-            tags = tags.where(
-                text(
-                    "EXISTS (SELECT 1 FROM json_each(comparison_tasks.tags) WHERE value IN :tags)"
-                ).bindparams(bindparam("tags", f.tags, expanding=True))
-            )
+            each = func.json_each(tagged.tags).table_valued("value")
+            tags = tags.where(exists(select(each.c.value).where(each.c.value.in_(f.tags))))
         cond.append(exists(tags))
     return cond
 
