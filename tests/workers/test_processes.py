@@ -106,3 +106,19 @@ def test_two_workers_never_run_the_same_run(tiny_policy_dir, tmp_path) -> None: 
             assert text.count(f"run {rid} (generate) started") <= 1
     started = sum(log.read_text().count("(generate) started") for _, log in procs)
     assert started == len(rids)
+
+
+def test_sigterm_requeues_the_current_run(tiny_policy_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store_tiny(tiny_policy_dir)
+    add_prompts(40)
+    with session_scope() as s:
+        rid = runs.create_run(s, "generate", {**LONG, "prompts": 40}, None).id
+    proc, log = start_worker(tmp_path, "polite", "--no-fill", env=FAST)
+    try:
+        wait_for(lambda: _running(rid), 120, "the run to make progress")
+        assert stop(proc, signal.SIGTERM, timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        stop(proc, signal.SIGKILL)
+    run = get_run(rid)
+    assert run.status == RunStatus.queued and run.worker_id is None
+    assert run.attempts == 0 and "worker shut down; re-queued" in run.log_tail
