@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from app.exports.schemas import ExportFilters
+
 SHAPE_NOTES = {
     "trl": (
         "One row per ordered pair `{prompt, chosen, rejected}` (explicit prompt), from a "
@@ -55,7 +57,8 @@ def render_card(
 ) -> str:
     """The dataset card (Markdown)."""
     agreement = stats.get("agreement", {})
-    active = {k: v for k, v in filters.items() if v not in (None, [], False, 0, 0.0)}
+    defaults = ExportFilters().recorded()
+    active = {k: v for k, v in filters.items() if k in defaults and v != defaults[k]}
     lines = [
         f"# prefloop dataset snapshot {snapshot_id}",
         "",
