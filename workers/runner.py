@@ -180,6 +180,16 @@ class Worker:
                         log.info("open tasks below target: queued generate run %s", run.id)
             except Exception:
                 log.exception("queue-target check failed")
+            # training scheduler (workers/scheduler.py): reward run after N judgments / T minutes,
+            # PPO run after a new reward model; each trigger is off when its setting is 0/false
+            try:
+                from workers import scheduler
+
+                with session_scope() as session:
+                    for queued in scheduler.tick(session, s):
+                        log.info("training scheduler queued run %s", queued)
+            except Exception:
+                log.exception("training scheduler failed")
         with session_scope() as session:
             run = runs.claim_next(session, self.worker_id, self.kinds)
             if run is None:

@@ -150,3 +150,16 @@ def test_ppo_waits_for_a_running_reward_run():
     assert kinds == [RunKind.reward]  # PPO waits: a newer reward model is coming
     with session_scope() as s:
         assert s.scalar(select(Run.id).where(Run.kind == RunKind.ppo)) is None
+
+
+def test_worker_loop_runs_the_scheduler():
+    from workers.runner import Worker
+
+    _policy()
+    _judgments(2)
+    settings = _settings(rm_every_n=2, queue_target=0)
+    worker = Worker(worker_id="w", settings=settings, kinds=[RunKind.generate])
+    assert worker.tick() is False  # nothing it may claim, but the scheduler ran
+    with session_scope() as s:
+        queued = list(s.scalars(select(Run)))
+    assert [(r.kind, r.status) for r in queued] == [(RunKind.reward, RunStatus.queued)]
