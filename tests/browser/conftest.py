@@ -41,11 +41,11 @@ def _missing() -> str | None:
 
 
 class _Shared:
-    """One playwright driver and one chromium for the whole session.
+    """One playwright driver and one chromium at a time, per test module.
 
-    Other test packages import the `browser` fixture, which makes pytest build one session
-    instance per importing module; a second sync_playwright() while the first runs would fail,
-    so the instances share this one and the last to finish closes it.
+    Module scope, not session: a running sync playwright keeps an event loop running in the main
+    thread, which breaks later tests that call asyncio.run(). Other packages import the fixture;
+    should two instances ever overlap they share this one, and the last to finish closes it.
     """
 
     users = 0
@@ -53,7 +53,7 @@ class _Shared:
     browser: Any = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = _missing()
     if reason:
