@@ -14,25 +14,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.ops.errors import PlainText
+
 ROLES = ("system", "user", "assistant")
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: PlainText
 
 
 class CompletionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1)
-    source: str | None = Field(None, max_length=200)
+    text: PlainText = Field(min_length=1)
+    source: PlainText | None = Field(None, max_length=200)
 
 
 class PromptLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompt: str | list[ChatMessage]
-    tags: list[str] = []
+    prompt: PlainText | list[ChatMessage]
+    tags: list[PlainText] = []
 
     @field_validator("prompt")
     @classmethod
@@ -45,7 +47,7 @@ class PromptLine(BaseModel):
 
 
 class ComparisonLine(PromptLine):
-    completions: list[str | CompletionIn]
+    completions: list[PlainText | CompletionIn]
     required_judgments: int | None = Field(None, ge=1, le=100)
 
     @field_validator("completions")

@@ -137,3 +137,16 @@ def test_api_import_admin_only_and_line_numbered(client):
     assert r.status_code == 201 and r.json()["prompts_created"] == 1
     r = client.post(url, content=b"\xff\xfe", headers={**hdr, **auth(admin)})
     assert r.status_code == 422 and "UTF-8" in r.json()["errors"][0]["message"]
+
+
+def test_nul_characters_are_refused_with_line_numbers(client):
+    admin = make_user("root", "admin")
+    body = GOOD + json.dumps({"prompt": "a\u0000b", "completions": ["x", "y"]}) + "\n"
+    r = client.post(
+        "/api/v1/import/comparisons",
+        content=body,
+        headers={"content-type": "application/x-ndjson", **auth(admin)},
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["line"] == 3 and "NUL" in r.json()["errors"][0]["message"]
+    assert _count(Prompt) == 0
