@@ -12,18 +12,19 @@ CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 STOP_TIMEOUT_S = 30.0
 
 
-def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every child (the worker re-queues its current run), then SIGKILL stragglers."""
+def _stop(procs: dict[str, subprocess.Popen[bytes]], force: dict[str, int]) -> None:
+    """SIGTERM every child (the worker re-queues its current run), then SIGKILL stragglers
+    after STOP_TIMEOUT_S, or at once on a second Ctrl-C."""
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    for p in procs.values():
-        try:
-            p.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    while any(p.poll() is None for p in procs.values()):
+        if time.monotonic() > deadline or force["signals"] > 1:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.1)
 
 
 def supervise(host: str | None = None, port: int | None = None) -> int:
@@ -33,10 +34,11 @@ def supervise(host: str | None = None, port: int | None = None) -> int:
         serve += ["--host", host]
     if port:
         serve += ["--port", str(port)]
-    stop = {"signal": 0}
+    stop = {"signal": 0, "signals": 0}
 
     def handler(signum: int, _frame: Any) -> None:
         stop["signal"] = signum
+        stop["signals"] += 1
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     # own sessions: a terminal Ctrl-C reaches only us, and we stop the children in order
@@ -44,6 +46,11 @@ def supervise(host: str | None = None, port: int | None = None) -> int:
         "web": subprocess.Popen(serve, start_new_session=True),
         "worker": subprocess.Popen(CLI + ["worker"], start_new_session=True),
     }
+    from app.config import get_settings
+
+    settings = get_settings()
+    url = f"http://{host or settings.host}:{port or settings.port}"
+    print(f"prefloop up: web on {url}, worker running; Ctrl-C stops both", file=sys.stderr)
     code = 0
     try:
         while not stop["signal"]:
@@ -54,7 +61,7 @@ def supervise(host: str | None = None, port: int | None = None) -> int:
                 break
             time.sleep(0.3)
     finally:
-        _stop(procs)
+        _stop(procs, stop)
         for s, h in old.items():
             signal.signal(s, h)
     return code
