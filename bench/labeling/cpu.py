@@ -10,7 +10,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _procs() -> dict[int, tuple[str, int, float]]:
-    """pid -> (comm, ppid, cpu seconds)."""
+    """pid -> (command line, ppid, cpu seconds)."""
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -20,8 +20,11 @@ def _procs() -> dict[int, tuple[str, int, float]]:
         except OSError:
             continue
         fields = raw[raw.rindex(")") + 2 :].split()
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        out[int(name)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+        try:  # PostgreSQL backends show their database here ("postgres: ... dbname host")
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmd = ""
+        out[int(name)] = (cmd, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
     return out
 
 
@@ -37,7 +40,7 @@ class Sampler:
     """Samples every `interval` s; `result()` gives CPU seconds per group over the window."""
 
     def __init__(self, groups: dict[str, int | str], interval: float = 0.25) -> None:
-        # a group is a root pid (that process and its descendants) or a command-name prefix
+        # a group is a root pid (that process and its descendants) or a command-line substring
         self.groups, self.interval = groups, interval
         self.first: dict[int, float] = {}
         self.last: dict[int, tuple[str, float]] = {}
@@ -55,7 +58,7 @@ class Sampler:
     def _label(self, pid: int, procs: dict[int, tuple[str, int, float]]) -> str | None:
         for name, spec in self.groups.items():
             if isinstance(spec, str):
-                if procs[pid][0].startswith(spec):
+                if spec in procs[pid][0]:
                     return name
                 continue
             p, hops = pid, 0

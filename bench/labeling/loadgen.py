@@ -32,6 +32,7 @@ class RawConnection:
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: object = None
     ) -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         raw = json.dumps(body).encode() if body is not None else b""
@@ -39,8 +40,24 @@ class RawConnection:
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + raw)
-        assert self.reader is not None
+        try:
+            return await self._exchange(head.encode() + b"\r\n" + raw)
+        except (OSError, asyncio.IncompleteReadError):
+            await self.close()
+            if not reused:
+                raise
+        # the server closed an idle keep-alive connection (uvicorn: after 5 s): like any HTTP
+        # client, retry once on a fresh one (both routes are safe to repeat)
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            return await self._exchange(head.encode() + b"\r\n" + raw)
+        except (OSError, asyncio.IncompleteReadError):
+            await self.close()
+            raise
+
+    async def _exchange(self, data: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(data)
         status_line = await self.reader.readline()
         if not status_line:
             await self.close()
@@ -104,7 +121,10 @@ async def _labeler(
             except TimeoutError:
                 return
         t0 = time.monotonic()
-        status, content = await send("GET", "/api/v1/tasks/next", None)
+        try:
+            status, content = await send("GET", "/api/v1/tasks/next", None)
+        except (OSError, asyncio.IncompleteReadError, httpx.TransportError):
+            status, content = 599, b""  # counted as an error; the connection is reopened
         t1 = time.monotonic()
         if status == 204:
             out["empty"] += 1  # type: ignore[operator]
@@ -117,7 +137,10 @@ async def _labeler(
             continue
         task = json.loads(content)
         body = {"ranking": [[c["id"]] for c in task["candidates"]], "time_spent_ms": 1000}
-        status, _ = await send("POST", f"/api/v1/tasks/{task['task_id']}/judgments", body)
+        try:
+            status, _ = await send("POST", f"/api/v1/tasks/{task['task_id']}/judgments", body)
+        except (OSError, asyncio.IncompleteReadError, httpx.TransportError):
+            status = 599
         t2 = time.monotonic()
         if t0 < t_start:  # warm-up: not measured
             continue
@@ -217,7 +240,12 @@ def run(
         p.start()
         pipes.append(parent)
         procs.append(p)
-    parts = [pipe.recv() for pipe in pipes]
+    parts = []
+    for pipe, proc in zip(pipes, procs, strict=True):
+        while not pipe.poll(0.5):
+            if not proc.is_alive() and not pipe.poll(0.1):
+                raise RuntimeError(f"load-generator process exited with {proc.exitcode}")
+        parts.append(pipe.recv())
     for p in procs:
         p.join()
     nxt = [v for part in parts for v in part["next_ms"]]

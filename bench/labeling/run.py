@@ -65,6 +65,11 @@ def reset(url: str) -> None:
         conn.execute(text("VACUUM ANALYZE"))
 
 
+def _backends(url: str) -> str:
+    """Command-line marker of the PostgreSQL backends serving the bench database."""
+    return f" {make_url(url).username or 'postgres'} {make_url(url).database} "
+
+
 def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     """`prefloop serve`, the production entry point, with production settings."""
     env = {
@@ -100,7 +105,7 @@ def bench_app(a: argparse.Namespace, tokens: list[str], tmp: Path) -> dict:
     port = a.port
     proc = start_server(a.url, port, a.workers, tmp / "server.log")
     try:
-        sampler = Sampler({"server": proc.pid, "client": os.getpid(), "postgres": "postgres"})
+        sampler = Sampler({"server": proc.pid, "client": os.getpid(), "postgres": _backends(a.url)})
         sampler.start()
         result = loadgen.run(
             f"http://127.0.0.1:{port}",
@@ -114,6 +119,8 @@ def bench_app(a: argparse.Namespace, tokens: list[str], tmp: Path) -> dict:
         )
         result["cpu_s"] = sampler.result()  # includes warm-up, like the window below
         result["cpu_window_s"] = round(a.warmup + result["window_s"], 2)
+        # CPU was sampled over warm-up + window: count the judgments of both (rate x time)
+        result["cost"] = cpu_cost(result, result["judgments_per_s"] * result["cpu_window_s"])
     finally:
         stop_server(proc)
     return result
@@ -129,7 +136,7 @@ def bench_sql(a: argparse.Namespace, ntasks: int, tmp: Path) -> dict:
     cmd += ["-l", "--log-prefix", str(logdir / "log")]
     cmd += ["-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
     cmd += [u.database or "prefloop_bench"]
-    sampler = Sampler({"client": os.getpid(), "postgres": "postgres"}).start()
+    sampler = Sampler({"client": os.getpid(), "postgres": _backends(a.url)}).start()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     cpu = sampler.result()
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -148,6 +155,20 @@ def bench_sql(a: argparse.Namespace, ntasks: int, tmp: Path) -> dict:
         },
         "cpu_s": cpu,
         "cpu_window_s": float(int(a.duration)),
+        "cost": cpu_cost({"cpu_s": cpu}, len(lat)),
+    }
+
+
+def cpu_cost(part: dict, count: float) -> dict:
+    """CPU ms per judgment (ours: server + client + postgres) and what 2 idle cores would give."""
+    cpu = part["cpu_s"]
+    ours = sum(v for k, v in cpu.items() if not k.startswith("machine"))
+    ms = 1000 * ours / max(count, 1)
+    others = cpu["machine_busy"] - ours
+    return {
+        "cpu_ms_per_judgment": round(ms, 2),
+        "projected_per_s_on_2_idle_cores": round(2000 / ms, 1) if ms else None,
+        "other_users_cpu_share": round(others / max(cpu["machine_capacity"], 1e-9), 2),
     }
 
 
@@ -161,15 +182,18 @@ def summary(app: dict | None, sql: dict | None) -> str:
             f"(next p99 {lat['next']['p99']:.1f}, submit p99 {lat['submit']['p99']:.1f})  "
             f"errors {app['errors']}"
         )
-        lines.append(f"       cpu s {app['cpu_s']} over {app['cpu_window_s']} s")
+        lines.append(f"       cpu s {app['cpu_s']} over {app['cpu_window_s']} s; {app['cost']}")
     if sql:
         lines.append(
             f"sql  : {sql['tps']:8.1f} votes/s      p50 {sql['latency_ms']['p50']:.1f} ms  "
             f"p99 {sql['latency_ms']['p99']:.1f} ms"
         )
-        lines.append(f"       cpu s {sql['cpu_s']} over {sql['cpu_window_s']} s")
+        lines.append(f"       cpu s {sql['cpu_s']} over {sql['cpu_window_s']} s; {sql['cost']}")
     if app and sql:
-        lines.append(f"ratio app / bare SQL: {app['judgments_per_s'] / sql['tps']:.2f}")
+        lines.append(f"ratio app / bare SQL (measured): {app['judgments_per_s'] / sql['tps']:.3f}")
+        a = app["cost"]["projected_per_s_on_2_idle_cores"]
+        b = sql["cost"]["projected_per_s_on_2_idle_cores"]
+        lines.append(f"ratio app / bare SQL (CPU cost, 2 idle cores): {a / b:.3f}")
     return "\n".join(lines)
 
 
