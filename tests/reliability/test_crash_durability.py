@@ -17,7 +17,7 @@ from tests.factories import auth, make_tasks, make_user
 
 # SQLite serializes writers, so the embedded variant runs a smaller fleet through the same loop
 LABELERS = 64 if IS_PG else 16
-TASKS = 160 if IS_PG else 48
+TASKS = 64 if IS_PG else 40
 REQUIRED = 2
 KILLS_AT = (0.25, 0.6)  # fractions of all judgment slots acknowledged before each kill -9
 
