@@ -121,7 +121,8 @@ class CurveProgress:
             for name, value in picked.items():
                 self.curves.setdefault(name, []).append([step, value])
             snapshot = {k: list(v) for k, v in self.curves.items()}
-        self.ctx.progress(step, total, {**picked, "curves": snapshot})
+        # nested, so the run's metrics table keeps showing only the final scalars
+        self.ctx.progress(step, total, {"live": picked, "curves": snapshot})
 
 
 def id_ranges(ids: list[int]) -> list[list[int]]:
