@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.ops.errors import PlainText
+
 SnapshotId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Shape = Literal["trl", "raw", "rankings"]
 Format = Literal["jsonl", "parquet", "csv"]
@@ -22,12 +24,12 @@ class ExportFilters(BaseModel):
 
     since: datetime | None = Field(None, description="judgments created at or after (UTC)")
     until: datetime | None = Field(None, description="judgments created before (UTC)")
-    labelers: list[str] = Field([], description="labeler names or pseudonymous ids (lab_...)")
-    model_versions: list[str] = Field(
+    labelers: list[PlainText] = Field([], description="labeler names or pseudonymous ids (lab_...)")
+    model_versions: list[PlainText] = Field(
         [], description="tasks with a candidate from one of these model versions (name or id)"
     )
-    tags: list[str] = Field([], description="tasks tagged with any of these")
-    sources: list[str] = Field(
+    tags: list[PlainText] = Field([], description="tasks tagged with any of these")
+    sources: list[PlainText] = Field(
         [], description="judgments imported from, or candidates coming from, these sources"
     )
     min_agreement: float = Field(
