@@ -53,9 +53,7 @@ def upsert_prompts(
         ids.update(
             session.execute(
                 select(Prompt.content_hash, Prompt.id).where(Prompt.content_hash.in_(chunk))
-            )
-            
-            .all()
+            ).all()
         )
     new = [
         Prompt(
@@ -141,9 +139,7 @@ def import_comparisons(
                 select(ComparisonTask.dedupe_key, ComparisonTask.id).where(
                     ComparisonTask.dedupe_key.in_(chunk)
                 )
-            )
-            
-            .all()
+            ).all()
         )
     created: dict[str, ComparisonTask] = {}
     candidates: dict[str, list[int]] = {}
