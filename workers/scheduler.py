@@ -16,9 +16,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import Judgment, ModelKind, ModelStatus, ModelVersion, Run, RunKind, utcnow
+from app.models import Judgment, ModelKind, ModelVersion, Run, RunKind, utcnow
 from app.models_registry import service as registry
 from app.runs import service as runs
+from workers.jobs.training import newest_reward_version
 
 log = logging.getLogger("prefloop.scheduler")
 
@@ -101,15 +102,7 @@ def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
         return None
     if registry.active_version(session, ModelKind.policy) is None:
         return None
-    newest = session.scalar(
-        select(ModelVersion)
-        .where(
-            ModelVersion.kind == ModelKind.reward,
-            ModelVersion.status.in_([ModelStatus.ready, ModelStatus.active]),
-        )
-        .order_by(ModelVersion.id.desc())
-        .limit(1)
-    )
+    newest = newest_reward_version(session)
     if newest is None or newest.id in _used_reward_ids(session):
         return None
     return {"reward_version_id": newest.id, "trigger": f"reward model {newest.version} ready"}

@@ -168,7 +168,15 @@ def reward_version(session: Session, ref: Any = None) -> ModelVersion:
         if mv.status in (ModelStatus.training, ModelStatus.failed):
             raise JobParamError(f"reward version {mv.version} is {mv.status.value}")
         return mv
-    mv = session.scalar(
+    mv = newest_reward_version(session)
+    if mv is None:
+        raise JobParamError("no reward model is ready; run a reward run first")
+    return mv
+
+
+def newest_reward_version(session: Session) -> ModelVersion | None:
+    """The newest reward version that is ready or active (what PPO uses by default)."""
+    return session.scalar(
         select(ModelVersion)
         .where(
             ModelVersion.kind == ModelKind.reward,
@@ -177,6 +185,3 @@ def reward_version(session: Session, ref: Any = None) -> ModelVersion:
         .order_by(ModelVersion.id.desc())
         .limit(1)
     )
-    if mv is None:
-        raise JobParamError("no reward model is ready; run a reward run first")
-    return mv
