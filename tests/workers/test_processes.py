@@ -47,9 +47,10 @@ def test_cancel_via_api_stops_a_running_job(client, tiny_policy_dir, tmp_path) -
 
 def test_killed_worker_run_is_retried_and_active_model_untouched(tiny_policy_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     active_id, _ = store_tiny(tiny_policy_dir)
-    add_prompts(10)
+    add_prompts(120)
     with session_scope() as s:
-        params = {**LONG, "prompts": 10, "max_new_tokens": 12}
+        # long enough that it cannot finish before the kill, short enough for the rescuer
+        params = {**LONG, "prompts": 120, "max_new_tokens": 12}
         rid = runs.create_run(s, "generate", params, None).id
     proc, _ = start_worker(tmp_path, "doomed", "--no-fill", env=FAST)
     try:
