@@ -211,7 +211,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
     gens = {vid: generator_for(path, s, name) for vid, name, path in versions}
-    total, created, skipped, tokens_out = len(prompts), 0, 0, 0
+    total, created, tokens_out = len(prompts), 0, 0
+    skipped_ids: list[int] = []
     ctx.progress(0, total, {"tasks_created": 0})
     started = time.monotonic()
     for start in range(0, total, batch):
@@ -232,12 +233,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 gen_params = {**gp, "seed": seed + start * 1000, "run_id": ctx.run_id, "k": k}
                 tid = write_task(session, prompt, samples[i], gen_params, required, ctx.run_id)
                 if tid is None:
-                    skipped += 1
-                    ctx.log(f"prompt {prompt[0]}: fewer than 2 distinct new candidates; skipped")
+                    skipped_ids.append(prompt[0])
                 else:
                     created += 1
         done = min(start + batch, total)
-        ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": skipped})
+        ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": len(skipped_ids)})
+    skipped = len(skipped_ids)
+    if skipped:  # one line, so a rerun cannot flood the log tail
+        shown = ", ".join(map(str, skipped_ids[:20])) + (" ..." if skipped > 20 else "")
+        ctx.log(f"{skipped} prompt(s) skipped, fewer than 2 distinct new candidates: {shown}")
     elapsed = time.monotonic() - started
     return {
         "tasks_created": created,
