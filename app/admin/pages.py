@@ -49,7 +49,6 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, session: SessionDep, principal: Admin) -> Response:
-    request.state.principal = principal
     data = await session.run_sync(service.dashboard)
     return render(request, "admin/dashboard.html", d=data, nav="dashboard")
 
@@ -71,13 +70,11 @@ async def _runs_page(
 
 @router.get("/runs", response_class=HTMLResponse)
 async def runs(request: Request, session: SessionDep, principal: Admin) -> Response:
-    request.state.principal = principal
     return await _runs_page(request, session)
 
 
 @router.post("/runs", response_model=None)
 async def start_run(request: Request, session: SessionDep, principal: Admin) -> Response:
-    request.state.principal = principal
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     kind = form.get("kind", "")
@@ -100,7 +97,6 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
 async def run_detail(
     request: Request, run_id: int, session: SessionDep, principal: Admin
 ) -> Response:
-    request.state.principal = principal
     run = await session.run_sync(service.get_run, run_id)
     if run is None:
         raise HTTPException(404, f"run {run_id} does not exist")
@@ -147,7 +143,6 @@ async def _models_page(
 
 @router.get("/models", response_class=HTMLResponse)
 async def models(request: Request, session: SessionDep, principal: Admin) -> Response:
-    request.state.principal = principal
     return await _models_page(request, session)
 
 
@@ -155,7 +150,6 @@ async def models(request: Request, session: SessionDep, principal: Admin) -> Res
 async def activate_version(
     request: Request, version_id: int, session: SessionDep, principal: Admin
 ) -> Response:
-    request.state.principal = principal
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     from app.models_registry import service as registry

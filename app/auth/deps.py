@@ -131,12 +131,14 @@ def require_role(*roles: Role):  # type: ignore[no-untyped-def]
     allowed = frozenset(roles) | {Role.admin}
 
     async def dependency(
+        request: Request,
         principal: Annotated[Principal | None, Depends(optional_principal)],
     ) -> Principal:
         if principal is None:
             raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Bearer"})
         if principal.role not in allowed:
             raise HTTPException(403, f"this route needs role {' or '.join(sorted(allowed))}")
+        request.state.principal = principal  # pages render the signed-in user from here
         return principal
 
     dependency.roles = allowed  # type: ignore[attr-defined]

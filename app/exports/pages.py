@@ -58,7 +58,6 @@ async def research_home(
     preview: bool = False,
 ) -> Response:
     """The export form; with ?preview=1 it also shows how many rows the filters select."""
-    request.state.principal = principal
     counts, error = None, None
     if preview:
         try:
@@ -89,7 +88,6 @@ async def agreement_page(
     request: Request, session: SessionDep, principal: Researcher, filters: Filters
 ) -> Response:
     """Percent agreement and ordinal alpha, overall and per labeler, with a bar chart."""
-    request.state.principal = principal
     try:
         report, error = await run_in_threadpool(service.agreement_report, filters), None
     except FilterError as e:
@@ -110,7 +108,6 @@ async def snapshot_page(
     request: Request, snapshot_id: SnapshotId, session: SessionDep, principal: Researcher
 ) -> Response:
     """One dataset snapshot and its card."""
-    request.state.principal = principal
     snap = await session.get(DatasetSnapshot, snapshot_id)
     if snap is None:
         raise HTTPException(404, f"snapshot {snapshot_id} does not exist")

@@ -16,7 +16,6 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 @router.get("/guidelines", response_class=HTMLResponse)
 async def edit(request: Request, session: SessionDep, principal: Admin, saved: int = 0) -> Response:
-    request.state.principal = principal
     g = await service.get(session)
     return render(request, "guidelines/edit.html", g=g, saved=bool(saved), nav="guidelines")
 
@@ -30,7 +29,6 @@ async def update(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
-    request.state.principal = principal
     # browsers send CRLF from textareas; store what the admin typed with plain newlines
     markdown = markdown.replace("\r\n", "\n")
     try:

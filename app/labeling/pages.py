@@ -15,7 +15,6 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/label", response_class=HTMLResponse)
 async def label(request: Request, session: SessionDep, principal: Labeler) -> Response:
-    request.state.principal = principal
     settings = get_settings()
     config = {
         "user_id": principal.user_id,
