@@ -6,6 +6,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY workers ./workers
+COPY ml ./ml
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static

@@ -24,7 +24,7 @@ test: install
 	bash scripts/test.sh
 
 lint: install
-	$(BIN)/ruff check app workers migrations tests bench
+	$(BIN)/ruff check app workers ml migrations tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

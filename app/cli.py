@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import typer
@@ -44,11 +45,25 @@ def group(name: str, help: str) -> typer.Typer:
     return GROUPS[name]
 
 
+#: entry-point group through which other packages (the worker) add commands without app/
+#: importing them
+PLUGIN_GROUP = "prefloop.cli"
+
+
+_discovered: list[str] = []
+
+
 def _discover() -> None:
+    """Register every domain's commands, then the plugins' (once per process)."""
+    if _discovered:
+        return
+    _discovered.append("done")
     for info in sorted(pkgutil.iter_modules(app_pkg.__path__), key=lambda m: m.name):
         name = f"app.{info.name}.cli"
         if info.ispkg and importlib.util.find_spec(name) is not None:
             importlib.import_module(name).register(root, group)
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        ep.load().register(root, group)
 
 
 def main() -> None:

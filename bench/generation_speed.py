@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from workers.ml.generate import GenerationParams, LocalGenerator  # noqa: E402
-from workers.ml.tiny import PROMPTS, build_tiny_policy  # noqa: E402
+from ml.generate import GenerationParams, LocalGenerator  # noqa: E402
+from ml.tiny import PROMPTS, build_tiny_policy  # noqa: E402
 
 
 def count_tokens(tok, texts: list[str]) -> int:

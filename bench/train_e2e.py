@@ -210,7 +210,7 @@ def main() -> None:
 
     t = time.monotonic()
     if args.model == "tiny":
-        from workers.ml.tiny import build_tiny_policy
+        from ml.tiny import build_tiny_policy
 
         path = build_tiny_policy(workdir / "tiny-policy")
         with session_scope() as s:

@@ -3,8 +3,8 @@
     python bench/train_overhead.py [--model PATH] [--repeats 3] [--threads 1]
 
 Times, in one process and interleaved, (1) a bare ``trl.RewardTrainer`` script vs
-``workers.ml.reward.train_reward`` and (2) a bare ``trl.experimental.ppo.PPOTrainer`` script vs
-``workers.ml.ppo.train_ppo`` (without held-out prompts, i.e. the same work, and with them, which
+``ml.reward.train_reward`` and (2) a bare ``trl.experimental.ppo.PPOTrainer`` script vs
+``ml.ppo.train_ppo`` (without held-out prompts, i.e. the same work, and with them, which
 adds the before/after held-out reward and KL estimates). Prints medians and ratios (target <= 1.1).
 """
 
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from workers.ml.ppo import PPORunConfig, ppo_config, tokenize_prompts, train_ppo  # noqa: E402
-from workers.ml.reward import RewardRunConfig, reward_config, train_reward  # noqa: E402
-from workers.ml.tiny import PROMPTS, build_tiny_policy  # noqa: E402
+from ml.ppo import PPORunConfig, ppo_config, tokenize_prompts, train_ppo  # noqa: E402
+from ml.reward import RewardRunConfig, reward_config, train_reward  # noqa: E402
+from ml.tiny import PROMPTS, build_tiny_policy  # noqa: E402
 
 POLITE = ["Thank you for asking, I am happy to help.", "Sure, please let me explain it."]
 RUDE = ["Go away, I do not care.", "Stop bothering me.", "Whatever, ask someone else."]

@@ -1,8 +1,11 @@
 """Test fixtures: a real database (SQLite file, or a throwaway PostgreSQL database when
-PREFLOOP_TEST_DATABASE_URL names a server), migrated once, wiped between tests."""
+PREFLOOP_TEST_DATABASE_URL names a server), migrated once, wiped between tests; a real
+chromium driven by playwright (skipped with a reason where absent, unless
+PREFLOOP_REQUIRE_BROWSER=1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -12,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -187,6 +191,75 @@ def live_server() -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 policy + tokenizer saved in save_pretrained layout (offline, seconds)."""
-    from workers.ml.tiny import build_tiny_policy
+    from ml.tiny import build_tiny_policy
 
     return build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy")
+
+
+CHROMIUM = Path(os.environ.get("PREFLOOP_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright Python package is not installed (pip install playwright)"
+    if not CHROMIUM.exists():
+        return f"chromium not found at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+class _Shared:
+    """One playwright driver and one chromium at a time, per test module.
+
+    Module scope, not session: a running sync playwright keeps an event loop running in the main
+    thread, which breaks later tests that call asyncio.run(). Other packages import the fixture;
+    should two instances ever overlap they share this one, and the last to finish closes it.
+    """
+
+    users = 0
+    playwright: Any = None
+    browser: Any = None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        if os.environ.get("PREFLOOP_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests required (PREFLOOP_REQUIRE_BROWSER=1) but {reason}")
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    if _Shared.users == 0:
+        _Shared.playwright = sync_playwright().start()
+        _Shared.browser = _Shared.playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=ARGS, headless=True
+        )
+    _Shared.users += 1
+    try:
+        yield _Shared.browser
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0:
+            _Shared.browser.close()
+            _Shared.playwright.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context at 1280 px; any JS dialog (alert, confirm) is recorded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    # the "nothing to do" screen re-checks every 15 s in production; faster here
+    context.add_init_script("window.PREFLOOP_POLL_MS = 500;")
+    pg = context.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()

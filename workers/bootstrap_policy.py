@@ -62,7 +62,7 @@ def ensure_active_policy(
     settings: Settings | None = None, log: Callable[[str], None] = lambda _m: None
 ) -> ModelVersion | None:
     """Return the active policy, creating and activating the first one if there is none."""
-    from workers.ml.store import convert_gguf, smollm2_gguf_path
+    from ml.store import convert_gguf, smollm2_gguf_path
 
     settings = settings or get_settings()
     if settings.generation_backend == "openai":
@@ -101,7 +101,7 @@ def ensure_active_policy(
     else:
         log(f"copying policy {src} into the store as {version}")
         _copy_into(src, dest)
-    from workers.ml.store import ModelLoadError, verify_loadable
+    from ml.store import ModelLoadError, verify_loadable
 
     try:
         verify_loadable(dest, "policy")

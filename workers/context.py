@@ -90,6 +90,6 @@ class JobContext:
     def check_stop(self) -> None:
         """Raise Cancelled if should_stop()."""
         if self.should_stop():
-            from workers.ml.callbacks import Cancelled
+            from ml.callbacks import Cancelled
 
             raise Cancelled(f"run {self.run_id} stopped")

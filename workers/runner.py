@@ -19,6 +19,7 @@ from app.config import Settings, get_settings
 from app.db import session_scope
 from app.models import ComparisonTask, Prompt, Run, RunKind, RunStatus, TaskStatus, utcnow
 from app.runs import service as runs
+from ml.device import set_torch_threads
 from workers.context import JobContext
 from workers.jobs import job_for
 
@@ -31,14 +32,6 @@ _FILL_LOCK_KEY = 0x7072_6566  # "pref": serializes queue-target checks across Po
 
 class Shutdown(Exception):
     """Raised in the job's thread when the worker is told to stop twice."""
-
-
-def set_torch_threads(n: int) -> None:
-    """Cap torch's CPU threads (oversubscribed threads are much slower on a shared machine)."""
-    if n > 0:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def default_worker_id() -> str:
@@ -200,7 +193,7 @@ class Worker:
 
     def execute(self, run_id: int, kind: RunKind, params: dict[str, Any]) -> None:
         """Run one claimed run to a terminal state (or back to the queue on shutdown)."""
-        from workers.ml.callbacks import Cancelled
+        from ml.callbacks import Cancelled
 
         ctx = JobContext(run_id=run_id, params=params, settings=self.settings)
         ctx.worker_id = self.worker_id

@@ -25,6 +25,7 @@ class Principal:
     name: str
     role: Role
     via: str  # "token" | "session"
+    auth_version: int = 0  # users.auth_version when this principal was looked up
 
 
 class _AuthCache:
@@ -46,6 +47,12 @@ class _AuthCache:
 
     def clear(self) -> None:
         self._items.clear()
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached lookup for one user (their credentials changed)."""
+        stale = [k for k, (_, p) in self._items.items() if p is not None and p.user_id == user_id]
+        for key in stale:
+            self._items.pop(key, None)
 
 
 auth_cache = _AuthCache()
@@ -70,12 +77,12 @@ async def _from_token(session: AsyncSession, token: str) -> Principal | None:
         return principal
     row = (
         await session.execute(
-            select(User.id, User.name, User.role, ApiToken.id)
+            select(User.id, User.name, User.role, ApiToken.id, User.auth_version)
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == key[2:], ~ApiToken.revoked, User.active)
         )
     ).first()
-    principal = Principal(row[0], row[1], Role(row[2]), "token") if row else None
+    principal = Principal(row[0], row[1], Role(row[2]), "token", row[4]) if row else None
     if row:
         await session.execute(
             update(ApiToken).where(ApiToken.id == row[3]).values(last_used_at=utcnow())
@@ -91,7 +98,9 @@ async def _from_session(session: AsyncSession, user_id: int) -> Principal | None
         return principal
     user = await session.get(User, user_id)
     principal = (
-        Principal(user.id, user.name, Role(user.role), "session") if user and user.active else None
+        Principal(user.id, user.name, Role(user.role), "session", user.auth_version)
+        if user and user.active
+        else None
     )
     auth_cache.put(key, principal)
     return principal
@@ -152,6 +161,10 @@ def public() -> None:
 public.roles = frozenset({"public"})  # type: ignore[attr-defined]
 
 Labeler = Annotated[Principal, Depends(require_role(Role.labeler))]
+# The labeling hot path: the same check, but the route verifies principal.auth_version against
+# users.auth_version inside its own statement (and calls auth_cache.forget_user on a mismatch), so
+# a cached principal costs no query of its own.
+LabelerHot = Labeler
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
 Researcher = Annotated[Principal, Depends(require_role(Role.researcher))]
 AnyUser = Annotated[Principal, Depends(require_role(Role.labeler, Role.researcher))]

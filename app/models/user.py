@@ -23,4 +23,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=20))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # bumped by logout, password/role change, deactivation: a cookie must carry the current value
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # bumped by any credential change (also token revocation): cached principals carry it
+    auth_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -64,14 +64,3 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         except RegistryError as e:
             fail(str(e))
         console.print(f"active {kind}: {name}")
-
-    @models.command("bootstrap")
-    def bootstrap_cmd() -> None:
-        """Set up the first policy now (PREFLOOP_POLICY_MODEL or the embedded SmolLM2)."""
-        from workers.bootstrap_policy import BootstrapError, ensure_active_policy
-
-        try:
-            mv = ensure_active_policy(log=lambda m: console.print(m, highlight=False))
-        except BootstrapError as e:
-            fail(str(e))
-        console.print(f"active policy: {mv.version if mv else 'none'}")

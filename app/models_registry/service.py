@@ -127,7 +127,7 @@ def check_activatable(mv: ModelVersion) -> None:
 
 def verify(mv: ModelVersion) -> None:
     """Load the version's model and run a forward pass; RegistryError if it does not work."""
-    from workers.ml.store import ModelLoadError, verify_loadable
+    from ml.store import ModelLoadError, verify_loadable
 
     try:
         verify_loadable(Path(mv.path), mv.kind.value)  # type: ignore[arg-type]

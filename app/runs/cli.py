@@ -207,34 +207,3 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         if versions:
             params["versions"] = [v.strip() for v in versions.split(",") if v.strip()]
         _start(RunKind.generate, params, wait)
-
-    @root.command("worker")
-    def worker_cmd(
-        worker_id: Annotated[str | None, typer.Option("--id", help="default host:pid")] = None,
-        once: Annotated[bool, typer.Option(help="exit when no queued run is left")] = False,
-        fill: Annotated[
-            bool, typer.Option(help="keep PREFLOOP_QUEUE_TARGET open tasks (auto generate)")
-        ] = True,
-        poll: Annotated[float, typer.Option(help="seconds between queue polls")] = 1.0,
-    ) -> None:
-        """Run the worker loop: claims queued runs (generate, reward, ppo) until stopped."""
-        import logging
-
-        from workers.runner import Worker
-
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-        )
-        w = Worker(worker_id=worker_id, poll_s=poll, fill_queue=fill)
-        w.install_signal_handlers()
-        w.serve_forever(exit_when_idle=once)
-
-    @root.command("up")
-    def up_cmd(
-        host: Annotated[str | None, typer.Option(help="bind address")] = None,
-        port: Annotated[int | None, typer.Option(help="port")] = None,
-    ) -> None:
-        """Run the web server and a worker side by side; Ctrl-C stops both cleanly."""
-        from app.runs.supervisor import supervise
-
-        raise typer.Exit(supervise(host, port))

@@ -36,7 +36,7 @@ def error(status: int, message: str, kind: str, code: str | None = None) -> JSON
 
 
 def _params(body: ChatRequest, seed_offset: int = 0) -> Any:
-    from workers.ml.generate import GenerationParams
+    from ml.generate import GenerationParams
 
     s = get_settings()
     seed = body.seed + seed_offset if body.seed is not None else None

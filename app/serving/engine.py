@@ -74,7 +74,7 @@ class ServingEngine:
         )
 
     def _build(self, target: Target) -> Loaded:
-        from workers.ml.generate import LocalGenerator, RemoteGenerator
+        from ml.generate import LocalGenerator, RemoteGenerator
 
         s = self.settings
         if s.generation_backend == "openai":
@@ -84,7 +84,7 @@ class ServingEngine:
                 s.generation_base_url, s.generation_api_key, s.generation_model or target.name
             )
         else:
-            from workers.runner import set_torch_threads
+            from ml.device import set_torch_threads
 
             set_torch_threads(s.torch_threads)
             gen = LocalGenerator(target.path)

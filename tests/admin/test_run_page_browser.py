@@ -8,7 +8,7 @@ import pytest
 
 from app.db import session_scope
 from app.models import Run, RunKind, RunStatus, utcnow
-from tests.browser.conftest import PASSWORD, browser, page  # noqa: F401 - fixtures
+from tests.browser.helpers import PASSWORD
 from tests.factories import make_user
 
 try:

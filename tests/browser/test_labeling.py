@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from app.db import session_scope
 from app.models import Assignment, AssignmentStatus, utcnow
-from tests.browser.conftest import DOCS, judgments, login, make_task, shown_order, user_id
+from tests.browser.helpers import DOCS, judgments, login, make_task, shown_order, user_id
 from tests.factories import auth, make_user
 
 try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PASSWORD, browser, page  # noqa: F401  (fixtures)
+from tests.browser.helpers import PASSWORD
 from tests.exports.helpers import candidates, judge
 from tests.factories import make_tasks, make_user
 

@@ -44,7 +44,7 @@ EXTRA_PROMPTS = [
 
 def make_preference_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """Separable conversational preference pairs: polite replies beat rude ones."""
-    from workers.ml.tiny import PROMPTS
+    from ml.tiny import PROMPTS
 
     rng = random.Random(seed)
     prompts = PROMPTS + EXTRA_PROMPTS
@@ -59,7 +59,7 @@ def make_preference_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def chat_prompts() -> list[list[dict[str, str]]]:
-    from workers.ml.tiny import PROMPTS
+    from ml.tiny import PROMPTS
 
     return [[{"role": "user", "content": p}] for p in PROMPTS + EXTRA_PROMPTS]
 
@@ -78,7 +78,7 @@ def _single_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 chat policy + tokenizer in save_pretrained layout (offline, seconds)."""
-    from workers.ml.tiny import build_tiny_policy
+    from ml.tiny import build_tiny_policy
 
     return build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy")
 
@@ -90,7 +90,7 @@ def tiny_reward(
     """A reward model trained on the polite-vs-rude pairs: (path, metrics)."""
     import torch
 
-    from workers.ml.reward import RewardRunConfig, train_reward
+    from ml.reward import RewardRunConfig, train_reward
 
     rows = make_preference_rows(96, seed=0)
     out = tmp_path_factory.mktemp("rm") / "reward"

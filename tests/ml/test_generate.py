@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.ml.generate import GenerationParams, LocalGenerator, RemoteGenerator, make_generator
+from ml.generate import GenerationParams, LocalGenerator, RemoteGenerator, make_generator
 
 PROMPTS = [
     [{"role": "user", "content": "Hello, how are you?"}],

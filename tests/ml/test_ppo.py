@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ml.callbacks import Cancelled
+from ml.ppo import PPORunConfig, mean_reward, train_ppo
+from ml.store import verify_loadable
 from tests.ml.conftest import chat_prompts
-from workers.ml.callbacks import Cancelled
-from workers.ml.ppo import PPORunConfig, mean_reward, train_ppo
-from workers.ml.store import verify_loadable
 
 CFG = dict(
     learning_rate=1e-3,

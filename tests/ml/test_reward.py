@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ml.callbacks import Cancelled
+from ml.reward import RewardRunConfig, train_reward
+from ml.store import verify_loadable
 from tests.ml.conftest import make_preference_rows
-from workers.ml.callbacks import Cancelled
-from workers.ml.reward import RewardRunConfig, train_reward
-from workers.ml.store import verify_loadable
 
 
 def test_reward_learns_separable_preferences(tiny_reward: tuple[Path, dict]) -> None:

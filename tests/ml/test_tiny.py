@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.ml.tiny import build_tiny_policy
+from ml.tiny import build_tiny_policy
 
 
 def _digest(path: Path) -> str:

@@ -52,9 +52,9 @@ def tiny_reward_dir(tiny_policy_dir: Path, tmp_path_factory: pytest.TempPathFact
 
     import torch
 
+    from ml.reward import RewardRunConfig, train_reward
+    from ml.tiny import PROMPTS
     from tests.training.synth import POLITE, RUDE
-    from workers.ml.reward import RewardRunConfig, train_reward
-    from workers.ml.tiny import PROMPTS
 
     rng = random.Random(1)
     rows = [

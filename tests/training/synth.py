@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.models import Completion, Judgment, TaskCandidate
 from app.prompts import parsing, store
-from workers.ml.tiny import PROMPTS, REPLIES
+from ml.tiny import PROMPTS, REPLIES
 
 POLITE = [r for r in REPLIES if any(w in r for w in ("hank", "lease", "Sure", "course", "glad"))]
 RUDE = [r for r in REPLIES if r not in POLITE]

@@ -6,6 +6,8 @@ import math
 
 import pytest
 
+from ml.ppo import PPORunConfig
+from ml.reward import RewardRunConfig
 from workers.jobs.training import (
     JobParamError,
     clean,
@@ -15,8 +17,6 @@ from workers.jobs.training import (
     number,
     series,
 )
-from workers.ml.ppo import PPORunConfig
-from workers.ml.reward import RewardRunConfig
 
 
 def test_config_from_maps_aliases_and_coerces_types():

@@ -1,7 +1,7 @@
 """Run kind -> job function `run(ctx: JobContext) -> dict` (the dict is stored in runs.metrics).
 
 A job reports with ctx.progress()/ctx.log(), polls ctx.should_stop() and raises
-workers.ml.callbacks.Cancelled to stop (the run becomes cancelled); any other exception fails the
+ml.callbacks.Cancelled to stop (the run becomes cancelled); any other exception fails the
 run with its message. Returning normally marks the run succeeded.
 """
 

@@ -41,7 +41,7 @@ class GenerateError(RuntimeError):
 
 def generator_for(path: str, settings: Any, model_name: str) -> Any:
     """A generator for a version (cached per worker process: loading a model takes seconds)."""
-    from workers.ml.generate import LocalGenerator, RemoteGenerator
+    from ml.generate import LocalGenerator, RemoteGenerator
 
     if settings.generation_backend == "openai":
         if not settings.generation_base_url:
@@ -182,8 +182,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Generate candidates and create comparison tasks; returns counts and throughput."""
     import time
 
+    from ml.generate import GenerationParams
     from workers.bootstrap_policy import ensure_active_policy
-    from workers.ml.generate import GenerationParams
 
     s, p = ctx.settings, ctx.params
     k = int(p.get("k", s.generate_k))

@@ -46,7 +46,7 @@ def promotion(before: float, after: float, kl: float, kl_max: float) -> tuple[bo
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune the active policy with PPO; returns the run's metrics."""
-    from workers.ml.ppo import CURVE_KEYS, PPORunConfig, train_ppo
+    from ml.ppo import CURVE_KEYS, PPORunConfig, train_ppo
 
     p, s = ctx.params, ctx.settings
     cfg = config_from(p, PPORunConfig, ALIASES)

@@ -29,7 +29,7 @@ ALIASES = {"batch_size": "per_device_train_batch_size"}
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Train a reward model on the judgments so far; returns the run's metrics."""
-    from workers.ml.reward import CURVE_KEYS, RewardRunConfig, train_reward
+    from ml.reward import CURVE_KEYS, RewardRunConfig, train_reward
 
     p, s = ctx.params, ctx.settings
     min_agreement = number(p, "min_agreement", s.min_agreement, 0.0, 1.0)
