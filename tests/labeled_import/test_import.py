@@ -19,7 +19,15 @@ from tests.factories import auth, make_user
 _discover()
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
-OASST = ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl"
+# ../shared/data beside the checkout (or beside the worktrees' folder)
+OASST = next(
+    (
+        p / "shared" / "data" / "oasst_en_100_tree.jsonl"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "data" / "oasst_en_100_tree.jsonl").is_file()
+    ),
+    ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl",
+)
 HH = "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: Name a color."
 
 
@@ -88,7 +96,8 @@ def test_malformed_file_rejected_whole_with_line_numbers(tmp_path: Path) -> None
     f.write_text(data)
     with pytest.raises(FileErrors) as e:
         parsers.parse(f.read_bytes(), "hf")
-    assert [n for n, _ in e.value.errors] == [2]  # JSON errors are reported before row checks
+    assert [n for n, _ in e.value.errors] == [2, 4, 5, 6]  # every bad line at once
+    assert "invalid JSON" in e.value.errors[0][1]
     f.write_text(data.replace("{not json\n", ""))
     with pytest.raises(FileErrors) as e:
         parsers.parse(f.read_bytes(), "hf")
