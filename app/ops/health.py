@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.auth.deps import public
+from app.ops.errors import API_ERRORS
 from app.ops.migrate import current_revision, head_revision
 
 log = logging.getLogger("prefloop")
 
-router = APIRouter(tags=["ops"], dependencies=[Depends(public)])
+router = APIRouter(tags=["ops"], dependencies=[Depends(public)], responses=API_ERRORS)
 
 
 @router.get("/healthz")
