@@ -171,9 +171,10 @@ def _jsonl_objects(data: bytes) -> Iterable[tuple[int, Any, str | None, Any]]:
 csv.field_size_limit(2**31 - 1)
 
 
-def _completion_order(col: str) -> int:
+def _completion_order(col: str) -> int | None:
+    """N of a completion_N column (None when N is not a number; "²".isdigit() is True)."""
     suffix = col.split("_", 1)[1]
-    return int(suffix) if suffix.isascii() and suffix.isdigit() else 10**6
+    return int(suffix) if suffix.isascii() and suffix.isdigit() else None
 
 
 def _csv_objects(text: str, kind: str) -> Iterable[tuple[int, Any, str | None, Any]]:
@@ -185,7 +186,13 @@ def _csv_objects(text: str, kind: str) -> Iterable[tuple[int, Any, str | None, A
         raise FileErrors([(1, f"CSV header: {e}")]) from None
     if "prompt" not in cols:
         raise FileErrors([(1, "CSV header must have a 'prompt' column")])
-    comp_cols = sorted((c for c in cols if c.startswith("completion_")), key=_completion_order)
+    odd = [c for c in cols if c.startswith("completion_") and _completion_order(c) is None]
+    if odd:
+        message = f"CSV header: column {odd[0]!r} must be completion_N (N = 1, 2, ...)"
+        raise FileErrors([(1, message)])
+    comp_cols = sorted(
+        (c for c in cols if c.startswith("completion_")), key=lambda c: _completion_order(c) or 0
+    )
     if kind == "comparisons" and len(comp_cols) < 2:
         raise FileErrors([(1, "CSV header needs columns completion_1 ... completion_K (K >= 2)")])
     while True:

@@ -48,9 +48,7 @@ def test_error_bodies_of_every_kind_are_error_out(client) -> None:  # type: igno
         "422 import": client.post(
             "/api/v1/import/prompts", content=b"{oops\n", headers={**ndjson, **auth(admin)}
         ),
-        "413": client.post(
-            "/api/v1/guidelines", content=b"x" * 1_100_000, headers=auth(admin)
-        ),
+        "413": client.post("/api/v1/guidelines", content=b"x" * 1_100_000, headers=auth(admin)),
         "v1 401": client.get("/v1/models"),
         "v1 422": client.post("/v1/chat/completions", json={}, headers=auth(labeler)),
         "v1 404": client.post(
