@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import func, select
@@ -150,3 +151,110 @@ def test_nul_characters_are_refused_with_line_numbers(client):
     assert r.status_code == 422
     assert r.json()["errors"][0]["line"] == 3 and "NUL" in r.json()["errors"][0]["message"]
     assert _count(Prompt) == 0
+
+
+def test_api_import_parses_and_writes_off_the_event_loop(client, monkeypatch):
+    """A 200 MB import must not stall other requests: parsing and writing run in a worker
+    thread (no event loop runs there), for every import route."""
+    from app.labeled_import import parsers
+    from app.labeled_import import service as labeled
+    from app.prompts import parsing
+    from app.prompts import service as prompts
+
+    threads: list[tuple[str, bool]] = []
+
+    def spy(module, name):  # type: ignore[no-untyped-def]
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            threads.append((name, on_loop))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    spy(parsing, "parse_all")
+    spy(prompts, "write")
+    spy(parsers, "parse_all")
+    spy(labeled, "import_preferences")
+    admin = auth(make_user("root", "admin"))
+    hdr = {**admin, "content-type": "application/x-ndjson"}
+    assert client.post("/api/v1/import/comparisons", content=GOOD, headers=hdr).status_code == 201
+    rows = b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
+    r = client.post("/api/v1/import/preferences?source=s", content=rows, headers=hdr)
+    assert r.status_code == 201, r.text
+    names = [n for n, _ in threads]
+    assert names == ["parse_all", "write", "parse_all", "import_preferences"], threads
+    assert not any(on_loop for _, on_loop in threads), threads
+
+
+def test_skip_invalid_imports_good_lines_and_writes_rejects(tmp_path):
+    f = tmp_path / "mixed.jsonl"
+    bad_utf8 = b'{"prompt": "caf\xe9", "completions": ["a", "b"]}\n'
+    f.write_bytes(
+        GOOD.encode()
+        + b'{"prompt": "ok", "completions": ["only one"]}\n'
+        + b"{not json\n"
+        + bad_utf8
+        + json.dumps({"prompt": "fine too", "completions": ["x", "y"]}).encode()
+        + b"\n"
+    )
+    r = runner.invoke(root, ["import", "comparisons", str(f)])
+    assert r.exit_code == 1 and "nothing was imported" in r.output  # all or nothing by default
+    assert _count(ComparisonTask) == 0
+    r = runner.invoke(root, ["import", "comparisons", str(f), "--skip-invalid"])
+    assert r.exit_code == 0, r.output
+    assert "3 tasks created" in r.output and "3 line(s) skipped" in r.output
+    rejects = [
+        json.loads(x) for x in (tmp_path / "mixed.jsonl.rejects.jsonl").read_text().splitlines()
+    ]
+    assert [(x["line"], x["text"]) for x in rejects] == [
+        (3, '{"prompt": "ok", "completions": ["only one"]}'),
+        (4, "{not json"),
+        (5, bad_utf8.decode("utf-8", "replace").rstrip("\n")),
+    ]
+    assert "at least 2" in rejects[0]["reason"] and "invalid JSON" in rejects[1]["reason"]
+    assert "UTF-8" in rejects[2]["reason"]
+    assert _count(ComparisonTask) == 3
+    p = tmp_path / "p.csv"
+    p.write_text("prompt,tags\nfirst,a\n,b\nthird,c\n")
+    r = runner.invoke(root, ["import", "prompts", str(p), "--skip-invalid"])
+    assert r.exit_code == 0 and "1 line(s) skipped" in r.output, r.output
+    (reject,) = [json.loads(x) for x in (tmp_path / "p.csv.rejects.jsonl").read_text().splitlines()]
+    assert reject["line"] == 3 and reject["row"] == {"prompt": "", "tags": "b"}
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text("{nope\n")
+    r = runner.invoke(root, ["import", "prompts", str(only_bad), "--skip-invalid"])
+    assert r.exit_code == 1 and "nothing was imported" in r.output
+    assert (tmp_path / "bad.jsonl.rejects.jsonl").read_text().count("\n") == 1
+
+
+def test_api_skip_invalid_lists_the_rejected_lines(client):
+    admin = auth(make_user("root", "admin"))
+    hdr = {"content-type": "application/x-ndjson", **admin}
+    body = GOOD + "{oops\n"
+    r = client.post("/api/v1/import/comparisons?skip_invalid=true", content=body, headers=hdr)
+    assert r.status_code == 201, r.text
+    assert r.json()["tasks_created"] == 2 and r.json()["rejected"] == 1
+    assert r.json()["rejects"][0]["line"] == 3
+
+
+def test_line_breaks_inside_json_strings_do_not_split_lines(client):
+    """U+2028, U+0085 and form feeds are legal inside JSON strings (str.splitlines() would
+    break the line there); CRLF files work too."""
+    admin = auth(make_user("root", "admin"))
+    text = "one\u2028two\u0085three\x0cfour"
+    row = json.dumps({"prompt": text, "completions": ["a\u2029", "b"]}, ensure_ascii=False)
+    body = row + "\r\n" + json.dumps({"prompt": "second", "completions": ["c", "d"]}) + "\r\n"
+    r = client.post(
+        "/api/v1/import/comparisons",
+        content=body.encode(),
+        headers={"content-type": "application/x-ndjson", **admin},
+    )
+    assert r.status_code == 201 and r.json()["tasks_created"] == 2, r.text
+    with session_scope() as s:
+        assert s.scalar(select(Prompt.messages).order_by(Prompt.id))[0]["content"] == text
