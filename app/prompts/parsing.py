@@ -139,18 +139,15 @@ def jsonl_lines(data: bytes) -> Iterator[tuple[int, str, Any, str | None]]:
     Lines are split on "\n" only: U+2028, U+0085 and other characters that str.splitlines()
     treats as breaks are legal inside JSON strings. Each line is decoded on its own, so a bad
     byte spoils one line, not the file."""
+    lines = io.BytesIO(data)  # iterates on b"\n" without a second copy of a 200 MB file
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for n, raw_bytes in enumerate(data.split(b"\n"), start=1):
+        lines.seek(3)
+    for n, raw_bytes in enumerate(lines, start=1):
         try:
-            raw = raw_bytes.decode("utf-8").removesuffix("\r")
+            raw = raw_bytes.decode("utf-8").removesuffix("\n").removesuffix("\r")
         except UnicodeDecodeError as e:
-            yield (
-                n,
-                raw_bytes.decode("utf-8", "replace"),
-                None,
-                (f"not valid UTF-8 (byte {e.start + 1} of the line)"),
-            )
+            text = raw_bytes.decode("utf-8", "replace").removesuffix("\n")
+            yield n, text, None, f"not valid UTF-8 (byte {e.start + 1} of the line)"
             continue
         if not raw.strip():
             continue
