@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.auth.deps import Admin, SessionDep
 from app.labeled_import import service
+from app.ops import offload
 from app.ops.errors import API_ERRORS, PlainText, err
 from app.prompts.api import accepted, refused
 from app.prompts.parsing import FileErrors
@@ -20,7 +20,10 @@ router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERROR
 @router.post(
     "/preferences",
     status_code=201,
-    responses={422: err("line-numbered `errors`; nothing imported")},
+    responses={
+        422: err("line-numbered `errors`; nothing imported"),
+        503: err("the import's helper process died (out of memory?); nothing imported"),
+    },
     openapi_extra={
         "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
     },
@@ -35,11 +38,15 @@ async def import_preferences(
 ) -> JSONResponse:
     """Import a JSONL file of HF preference rows or OpenAssistant trees as source judgments."""
     data = await request.body()
-    await session.commit()  # parse and write in a thread with their own transaction
+    await session.commit()  # parsed and written in the helper process (app.ops.offload)
     try:
-        result = await asyncio.to_thread(service.import_file, data, source, format, skip_invalid)
+        result = await offload.run(
+            request.app, service.import_file, data, source, format, skip_invalid
+        )
     except FileErrors as e:
         return refused(e)
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
+    except offload.HelperDied as e:
+        raise HTTPException(503, str(e)) from None
     return accepted(result.summary, result.rejects)

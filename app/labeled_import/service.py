@@ -53,7 +53,7 @@ def import_file(
     data: bytes, source: str, fmt: str = "auto", skip_invalid: bool = False
 ) -> ImportResult:
     """Parse and import a whole file in its own transaction (FileErrors or ValueError when
-    refused). Synchronous: the API runs it in a worker thread, off the event loop."""
+    refused). Synchronous: the API runs it in a helper process (app.ops.offload)."""
     from app.db import session_scope
 
     source = check_source(source)

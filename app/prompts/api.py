@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import Admin, SessionDep
+from app.ops import offload
 from app.ops.errors import API_ERRORS, err
 from app.prompts import service
 from app.prompts.parsing import FileErrors, Reject
@@ -50,7 +50,10 @@ def accepted(summary: Any, rejects: list[Reject]) -> JSONResponse:
 @router.post(
     "/{kind}",
     status_code=201,
-    responses={422: err("line-numbered `errors`; nothing imported")},
+    responses={
+        422: err("line-numbered `errors`; nothing imported"),
+        503: err("the import's helper process died (out of memory?); nothing imported"),
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -71,13 +74,22 @@ async def import_file(
 ) -> JSONResponse:
     """Import a JSONL or CSV file whole (or, with skip_invalid, its good lines)."""
     data, name = await read_upload(request)
-    # parsing and writing run in a thread with their own transaction: the event loop stays
-    # free, and this request holds no database lock meanwhile
+    # parsing and writing run in the helper process, in their own transaction: the event loop
+    # stays free, and this request holds no database lock meanwhile
     await session.commit()
     try:
-        result = await asyncio.to_thread(
-            service.import_file, data, kind, format, name, required_judgments, skip_invalid
+        result = await offload.run(
+            request.app,
+            service.import_file,
+            data,
+            kind,
+            format,
+            name,
+            required_judgments,
+            skip_invalid,
         )
     except FileErrors as e:
         return refused(e)
+    except offload.HelperDied as e:
+        raise HTTPException(503, str(e)) from None
     return accepted(result.summary, result.rejects)

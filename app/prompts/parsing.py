@@ -84,6 +84,9 @@ class FileErrors(ValueError):
         more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
         super().__init__(f"{len(errors)} error(s); nothing was imported\n{shown}{more}")
 
+    def __reduce__(self) -> tuple[type[FileErrors], tuple[list[tuple[int, str]]]]:
+        return FileErrors, (self.errors,)  # imports run in a helper process (app.ops.offload)
+
 
 def _message(e: ValidationError) -> str:
     parts = []

@@ -1,7 +1,7 @@
 """One import of a prompts or comparisons file: parse, then write in one transaction.
 
-Synchronous on purpose: the API runs it in a worker thread, so neither parsing nor writing a
-file of up to 200 MB ever runs on the event loop."""
+Synchronous on purpose: the API runs it in a helper process (app.ops.offload), so neither
+parsing nor writing a file of up to 200 MB runs on, or competes with, the event loop."""
 
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -15,6 +20,7 @@ from tests.factories import auth, make_user
 
 _discover()
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(model) -> int:  # type: ignore[no-untyped-def]
@@ -153,43 +159,64 @@ def test_nul_characters_are_refused_with_line_numbers(client):
     assert _count(Prompt) == 0
 
 
-def test_api_import_parses_and_writes_off_the_event_loop(client, monkeypatch):
-    """A 200 MB import must not stall other requests: parsing and writing run in a worker
-    thread (no event loop runs there), for every import route."""
-    from app.labeled_import import parsers
+def test_api_imports_parse_and_write_in_a_helper_process(client, monkeypatch):
+    """A 200 MB import must not stall other requests: both import routes hand parsing and
+    writing to app.ops.offload, which runs them in another process (not even a thread sharing
+    the GIL with the event loop)."""
     from app.labeled_import import service as labeled
-    from app.prompts import parsing
+    from app.ops import offload
     from app.prompts import service as prompts
 
-    threads: list[tuple[str, bool]] = []
+    real, handed = offload.run, []
 
-    def spy(module, name):  # type: ignore[no-untyped-def]
-        real = getattr(module, name)
+    async def spy(app, fn, *args):  # type: ignore[no-untyped-def]
+        handed.append(fn)
+        return await real(app, fn, *args)
 
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-            try:
-                asyncio.get_running_loop()
-                on_loop = True
-            except RuntimeError:
-                on_loop = False
-            threads.append((name, on_loop))
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, wrapper)
-
-    spy(parsing, "parse_all")
-    spy(prompts, "write")
-    spy(parsers, "parse_all")
-    spy(labeled, "import_preferences")
+    monkeypatch.setattr(offload, "run", spy)
     admin = auth(make_user("root", "admin"))
     hdr = {**admin, "content-type": "application/x-ndjson"}
     assert client.post("/api/v1/import/comparisons", content=GOOD, headers=hdr).status_code == 201
     rows = b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
     r = client.post("/api/v1/import/preferences?source=s", content=rows, headers=hdr)
     assert r.status_code == 201, r.text
-    names = [n for n, _ in threads]
-    assert names == ["parse_all", "write", "parse_all", "import_preferences"], threads
-    assert not any(on_loop for _, on_loop in threads), threads
+    r = client.post("/api/v1/import/prompts", content=b"{oops\n", headers=hdr)
+    assert r.status_code == 422 and r.json()["errors"][0]["line"] == 1  # errors cross back
+    assert handed == [prompts.import_file, labeled.import_file, prompts.import_file]
+    assert asyncio.run(real(client.app, os.getpid)) != os.getpid()
+    assert _count(ComparisonTask) == 3  # written by the helper, committed, visible here
+
+
+def test_the_import_helper_exits_with_its_web_process(tmp_path):
+    """Killed with -9, a web process leaves no helper behind."""
+    script = (
+        "import asyncio, os, sys, time, types\n"
+        "from app.ops import offload\n"
+        "app = types.SimpleNamespace(state=types.SimpleNamespace(shutdown_hooks=[]))\n"
+        "print(asyncio.run(offload.run(app, os.getpid)), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        helper = int(proc.stdout.readline())  # type: ignore[union-attr]
+        os.kill(helper, 0)  # alive
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return
+        try:
+            os.waitpid(helper, os.WNOHANG)  # not our child: only reaps if re-parented to us
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"helper {helper} outlived its web process")
 
 
 def test_skip_invalid_imports_good_lines_and_writes_rejects(tmp_path):
