@@ -489,7 +489,7 @@
       if (res && res.ok) {
         done();
         status(`${item.kind === "skip" ? "Skipped" : "Saved"} ✓ (task #${item.task_id})`, "ok");
-        refreshCounts();
+        if (item.kind !== "skip") countOne(); // no request of its own: one request per click
         return { next: res.status === 204 ? undefined : await carried(res) };
       }
       if (res && (res.status === 409 || res.status === 404)) {
@@ -572,6 +572,7 @@
   }
 
   function showEmpty() {
+    refreshCounts(); // an idle moment: take the server's counters (e.g. after midnight UTC)
     pauseClock();
     task = null;
     st = null;
@@ -579,6 +580,14 @@
     $("work").hidden = true;
     $("empty").hidden = false;
     $("task-info").textContent = "No task";
+  }
+
+  /** A judgment was stored (201, or 200 for one whose first answer was lost): count it here. */
+  function countOne() {
+    for (const id of ["n-today", "n-total"]) {
+      const n = Number($(id).textContent);
+      if (Number.isFinite(n)) $(id).textContent = String(n + 1);
+    }
   }
 
   async function refreshCounts() {
