@@ -256,9 +256,20 @@ PG_TYPES = {
 }
 
 
-def to_psycopg(sql: str) -> str:
-    """:name -> %(name)s::type (psycopg named placeholders with the parameter's type)."""
-    return _PARAM.sub(lambda m: f"%({m.group(1)})s::{PG_TYPES[m.group(1)]}", sql)
+def to_psycopg(sql: str) -> tuple[str, tuple[str, ...]]:
+    """:name -> $n::type (PostgreSQL's own placeholders, for psycopg's raw cursor, which sends
+    the text as is: no per-call parsing, whatever the statement's length). Returns the
+    statement and the parameter names in $n order."""
+    names: list[str] = []
+
+    def placeholder(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}::{PG_TYPES[name]}"
+
+    sql = re.sub(r"--[^\n]*", "", sql)  # comments go before the whitespace is folded
+    return " ".join(_PARAM.sub(placeholder, sql).split()), tuple(names)
 
 
 PG = {

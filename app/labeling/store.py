@@ -67,6 +67,7 @@ class PgStore:
     """A psycopg connection pool in autocommit mode: one statement is one transaction."""
 
     def __init__(self, conninfo: str, max_size: int, timeout_s: float, statement_timeout_ms: int):
+        from psycopg import AsyncRawCursor
         from psycopg_pool import AsyncConnectionPool
 
         self.pool = AsyncConnectionPool(
@@ -78,6 +79,7 @@ class PgStore:
             name="prefloop-labeling",
             kwargs={
                 "autocommit": True,
+                "cursor_factory": AsyncRawCursor,  # $n placeholders: no per-call query parsing
                 "prepare_threshold": 1,  # the same few statements, prepared on second use
                 "options": f"-c statement_timeout={statement_timeout_ms}",
                 "application_name": "prefloop-labeling",
@@ -101,8 +103,10 @@ class PgStore:
 
         await self.open()
         try:
+            statement, names = sql.PG[name]
             async with self.pool.connection() as conn:
-                cur = await conn.execute(sql.PG[name], params)
+                cur = conn.cursor()
+                await cur.execute(statement, [params[n] for n in names])
                 row = await cur.fetchone()
         except (PoolTimeout, psycopg.errors.QueryCanceled, psycopg.OperationalError) as e:
             raise Unavailable(str(e).splitlines()[0] if str(e) else type(e).__name__) from e

@@ -183,7 +183,7 @@ async def run(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
     clients = [AsgiClient(app, t) for t in tokens]
     async with app.router.lifespan_context(app):
         warm = await loop(clients, a.warmup, a.flow)
-        profiler = cProfile.Profile() if a.profile else None
+        profiler = cProfile.Profile(time.process_time) if a.profile else None  # CPU, not wall
         w0, c0 = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
@@ -207,6 +207,8 @@ async def run(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
     }
     if profiler:
         result["layers"] = by_layer(profiler, judged)
+        if a.top:
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(a.top)
     return result
 
 
@@ -236,6 +238,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--labelers", type=int, default=64)
     p.add_argument("--profile", action="store_true", help="cProfile self time by layer")
+    p.add_argument("--top", type=int, default=0, help="with --profile: print the N costliest")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     if a.sqlite:

@@ -29,7 +29,8 @@ GATED = [*rules.ELIGIBLE, f"(SELECT count(*) FROM pg_advisory_lock_shared({GATE}
 def _conn() -> psycopg.Connection:
     from app.config import get_settings
 
-    return psycopg.connect(labeling_pool(get_settings()).conninfo, autocommit=True)
+    info = labeling_pool(get_settings()).conninfo
+    return psycopg.connect(info, autocommit=True, cursor_factory=psycopg.RawCursor)
 
 
 def _params(uid: int) -> dict[str, Any]:
@@ -44,28 +45,31 @@ def _race(fresh_check: bool) -> tuple[Any, Any]:
     make_tasks(2, required=1)
     with session_scope() as s:
         ids = dict(s.execute(select(User.name, User.id)).all())
-    gated = sql.to_psycopg(sql.pg_next(GATED, fresh_check=fresh_check))
+    gated, names = sql.to_psycopg(sql.pg_next(GATED, fresh_check=fresh_check))
     result: dict[str, Any] = {}
     with _conn() as gate, _conn() as bob, _conn() as alice:
-        gate.execute("SELECT pg_advisory_lock(%s)", [GATE])
+        gate.execute("SELECT pg_advisory_lock($1)", [GATE])
         bob_pid = bob.info.backend_pid
 
         def run_bob() -> None:
-            result["bob"] = bob.execute(gated, _params(ids["bob"])).fetchone()
+            params = _params(ids["bob"])
+            result["bob"] = bob.execute(gated, [params[n] for n in names]).fetchone()
 
         thread = threading.Thread(target=run_bob)
         thread.start()
         deadline = time.monotonic() + 30
         while True:  # wait until bob's statement is blocked on the gate (a condition, not a nap)
             row = gate.execute(
-                "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", [bob_pid]
+                "SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [bob_pid]
             ).fetchone()
             if row and row[0] == "advisory":
                 break
             assert time.monotonic() < deadline, "bob's statement never reached the gate"
             time.sleep(0.01)
-        alice_row = alice.execute(sql.PG["next"], _params(ids["alice"])).fetchone()
-        gate.execute("SELECT pg_advisory_unlock(%s)", [GATE])
+        statement, names = sql.PG["next"]
+        params = _params(ids["alice"])
+        alice_row = alice.execute(statement, [params[n] for n in names]).fetchone()
+        gate.execute("SELECT pg_advisory_unlock($1)", [GATE])
         thread.join(30)
     return alice_row, result["bob"]
 
