@@ -85,8 +85,9 @@ def start_server(
         "PREFLOOP_WEB_WORKERS": str(workers),
     }
     if baseline:
+        # the same uvicorn settings as `prefloop serve` (info: with access log)
         cmd = [sys.executable, "-m", "uvicorn", "bench.labeling.baseline:app", "--log-level"]
-        cmd += ["warning", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        cmd += ["info", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     else:
         cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
@@ -103,6 +104,18 @@ def start_server(
     sys.exit("server did not start")
 
 
+def wait_booted(log: Path, workers: int, timeout: float = 300) -> None:
+    """Wait until every worker has finished starting: /healthz answers as soon as ONE worker is
+    up, and a worker still importing would have its start-up CPU booked to the run (on a busy
+    machine that takes tens of seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("Application startup complete.") >= workers:
+            return
+        time.sleep(0.25)
+    sys.exit(f"{workers} workers did not start in {timeout} s:\n{log.read_text()[-2000:]}")
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -117,6 +130,7 @@ def bench_app(
     port = a.port
     log = tmp / f"server-{flow}-{'baseline' if baseline else 'app'}.log"
     proc = start_server(a.url, port, a.workers, log, baseline)
+    wait_booted(log, a.workers)
     try:
         sampler = Sampler({"server": proc.pid, "client": os.getpid(), "postgres": _backends(a.url)})
         sampler.start()
