@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -258,7 +259,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--rate", type=float, default=None, help="pace to N judgments/s (open loop)")
     p.add_argument("--tasks", type=int, default=20_000)
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=0, help="0: any free port")
     p.add_argument("--reseed", action="store_true")
     p.add_argument("--only", choices=["app", "baseline", "sql"], default=None)
     p.add_argument(
@@ -268,6 +269,10 @@ def main() -> None:
     )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args()
+    if not a.port:  # a fixed default collides with other servers on a shared machine
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            a.port = sock.getsockname()[1]
     if shutil.which("pgbench") is None and a.only in (None, "sql"):
         sys.exit("pgbench not found: apt-get install postgresql-contrib (or --only app)")
     tokens_path = HERE / ".tokens.json"
