@@ -29,7 +29,13 @@ class Settings(BaseSettings):
     max_import_bytes: int = 200_000_000
     auth_cache_seconds: float = 30.0
     session_max_age_s: int = 14 * 24 * 3600
-    pool_size: int = 10
+    # PostgreSQL connections of `prefloop serve`: a budget shared by its worker processes
+    # (`serve --workers N` sets WEB_WORKERS), split in app.db.web_pools
+    db_max_connections: int = Field(40, ge=4, description="web server total, all workers")
+    web_workers: int = Field(1, ge=1, description="set by `prefloop serve --workers`")
+    statement_timeout_ms: int = Field(30_000, ge=0, description="web requests; 0: none")
+    labeling_statement_timeout_ms: int = Field(5_000, ge=0, description="hot path; 0: none")
+    pool_timeout_s: float = Field(10.0, gt=0, description="wait for a free connection, then 503")
 
     # model side (used by the worker and the /v1 endpoint)
     policy_model: str = ""

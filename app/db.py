@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 
 
 def sync_url(url: str) -> str:
@@ -69,8 +70,16 @@ def make_async_engine(url: str | None = None) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine.sync_engine)
         return engine
-    size = get_settings().pool_size
-    return create_async_engine(url, pool_size=size, max_overflow=size, pool_pre_ping=False)
+    settings = get_settings()
+    pools = web_pools(settings)
+    return create_async_engine(
+        url,
+        pool_size=pools.general,
+        max_overflow=0,
+        pool_timeout=settings.pool_timeout_s,
+        pool_pre_ping=False,
+        connect_args=_timeout_args(settings.statement_timeout_ms),
+    )
 
 
 @lru_cache
@@ -110,3 +119,51 @@ async def session_from(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator
         except BaseException:
             await session.rollback()
             raise
+
+
+# --- connection budget of the web server ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebPools:
+    """PostgreSQL connections ONE web worker process may hold."""
+
+    general: int  # SQLAlchemy pool: pages, admin, exports, auth lookups on a cache miss
+    labeling: int  # psycopg pool of the labeling hot path (one short statement per request)
+
+
+def web_pools(settings: Settings) -> WebPools:
+    """Split DB_MAX_CONNECTIONS over `serve --workers N` processes.
+
+    The hot path holds a connection for one statement (about a millisecond), so a few per
+    process keep PostgreSQL's cores busy; more only queue inside PostgreSQL. The rest goes to the
+    general pool, whose connections can be held for a whole request (an export streams for
+    minutes). Every process gets at least 2 + 2.
+    """
+    share = max(4, settings.db_max_connections // settings.web_workers)
+    labeling = min(8, max(2, share // 4))
+    return WebPools(general=share - labeling, labeling=labeling)
+
+
+@dataclass(frozen=True)
+class LabelingPool:
+    conninfo: str
+    max_size: int
+    timeout_s: float
+    statement_timeout_ms: int
+
+
+def labeling_pool(settings: Settings) -> LabelingPool:
+    """libpq connection string and limits of the labeling hot path's psycopg pool."""
+    u = make_url(sync_url(settings.database_url)).set(drivername="postgresql")
+    return LabelingPool(
+        conninfo=u.render_as_string(hide_password=False),
+        max_size=web_pools(settings).labeling,
+        timeout_s=settings.pool_timeout_s,
+        statement_timeout_ms=settings.labeling_statement_timeout_ms,
+    )
+
+
+def _timeout_args(statement_timeout_ms: int) -> dict[str, str]:
+    """libpq options so a stuck query cannot hold a web worker's connection forever."""
+    return {"options": f"-c statement_timeout={statement_timeout_ms}"}

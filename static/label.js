@@ -447,14 +447,31 @@
 
   async function send(item) {
     store(OUTBOX, item);
-    if (await drainOutbox(item)) next();
+    const moved = await drainOutbox(item);
+    if (moved) next(moved.next);
   }
 
-  /** Send the outbox until the server answers; true when the caller may move on. */
+  /** The next task a submit answered with (undefined when the answer carries none). */
+  async function carried(res) {
+    try {
+      const data = await res.json();
+      return "next" in data ? data.next : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Send the outbox until the server answers. Returns false while the labeler must stay on
+   * the task, else {next}: a judgment is sent with ?next=1, so the same request (and the same
+   * transaction) leases the next task; `next` is that task, null for none, undefined to ask.
+   */
   async function drainOutbox(item = load(OUTBOX)) {
-    if (!item) return true;
+    if (!item) return {};
     setBusy(true);
-    const url = `/api/v1/tasks/${item.task_id}/${item.kind === "skip" ? "skip" : "judgments"}`;
+    const url = item.kind === "skip"
+      ? `/api/v1/tasks/${item.task_id}/skip`
+      : `/api/v1/tasks/${item.task_id}/judgments?next=1`;
     const verb = item.kind === "skip" ? "Skipping" : "Saving";
     for (let attempt = 1; ; attempt++) {
       status(`${verb}…`, "busy");
@@ -472,13 +489,14 @@
       if (res && res.ok) {
         done();
         status(`${item.kind === "skip" ? "Skipped" : "Saved"} ✓ (task #${item.task_id})`, "ok");
-        refreshCounts();
-        return true;
+        if (item.kind !== "skip") countOne(); // no request of its own: one request per click
+        return { next: res.status === 204 ? undefined : await carried(res) };
       }
       if (res && (res.status === 409 || res.status === 404)) {
         done();
+        const answer = res.clone();
         status(`Not saved: ${await errorText(res)}. Moving on.`, "warn");
-        return true;
+        return { next: await carried(answer) };
       }
       if (res && (res.status === 401 || res.status === 403)) {
         status("Not saved yet: your session expired or changed. Your work is kept here;", "bad", {
@@ -496,7 +514,7 @@
           resumeClock();
           return false;
         }
-        return true; // an old outbox entry the server refuses: nothing the labeler can fix
+        return {}; // an old outbox entry the server refuses: nothing the labeler can fix
       }
       if (res) why = `server answered ${res.status}`;
       const wait = Math.min(1000 * 2 ** (attempt - 1), 15000);
@@ -507,8 +525,22 @@
   }
 
   // ---------- next task / nothing to do ----------
-  async function next() {
+  /** Show `given` (a task a submit carried; null: none) or ask the server for one. */
+  async function next(given) {
+    if (given) {
+      showTask(given);
+      return;
+    }
     for (let attempt = 1; ; attempt++) {
+      if (given === null) {
+        given = undefined; // the submit said there is nothing to do: wait, then ask
+        showEmpty();
+        await countdown(POLL_MS, (s) => {
+          $("empty-next").textContent = `Checking again in ${s} s.`;
+        });
+        attempt = 0;
+        continue;
+      }
       let res = null;
       try {
         res = await api("GET", "/api/v1/tasks/next");
@@ -540,6 +572,7 @@
   }
 
   function showEmpty() {
+    refreshCounts(); // an idle moment: take the server's counters (e.g. after midnight UTC)
     pauseClock();
     task = null;
     st = null;
@@ -547,6 +580,14 @@
     $("work").hidden = true;
     $("empty").hidden = false;
     $("task-info").textContent = "No task";
+  }
+
+  /** A judgment was stored (201, or 200 for one whose first answer was lost): count it here. */
+  function countOne() {
+    for (const id of ["n-today", "n-total"]) {
+      const n = Number($(id).textContent);
+      if (Number.isFinite(n)) $(id).textContent = String(n + 1);
+    }
   }
 
   async function refreshCounts() {
@@ -699,7 +740,7 @@
   buildControls();
   refreshCounts();
   (async () => {
-    await drainOutbox(); // a judgment sent before a reload or crash goes first
-    await next();
+    const moved = await drainOutbox(); // a judgment sent before a reload or crash goes first
+    await next(moved ? moved.next : undefined);
   })();
 })();

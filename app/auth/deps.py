@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select, update
@@ -160,11 +160,70 @@ def public() -> None:
 
 public.roles = frozenset({"public"})  # type: ignore[attr-defined]
 
+
+class _LazySession:
+    """Stands in for the request's session: opens a real one only if authentication has to look
+    something up (a cache miss), so a cached principal costs no session and no query."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.session: AsyncSession | None = None
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if self.session is None:
+            self.session = self._request.app.state.sessionmaker()
+        return getattr(self.session, name)
+
+
+async def _authenticate(request: Request, allowed: frozenset[Role]) -> Principal:
+    """optional_principal + the role check, with a session opened (and committed) only when
+    the cache misses."""
+    lazy = _LazySession(request)
+    try:
+        principal = await optional_principal(request, cast(AsyncSession, lazy))
+        if lazy.session is not None:
+            await lazy.session.commit()
+    finally:
+        if lazy.session is not None:
+            await lazy.session.close()
+    if principal is None:
+        raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Bearer"})
+    if principal.role not in allowed:
+        raise HTTPException(403, f"this route needs role {' or '.join(sorted(allowed))}")
+    return principal
+
+
+def require_role_hot(*roles: Role):  # type: ignore[no-untyped-def]
+    """require_role for the hot path: no database session unless the auth cache misses. The
+    route must check principal.auth_version inside its own statement and, on a mismatch, call
+    `reauthenticate`."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    async def dependency(request: Request) -> Principal:
+        principal = await _authenticate(request, allowed)
+        request.state.principal = principal
+        request.state.allowed_roles = allowed
+        return principal
+
+    dependency.roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+async def reauthenticate(request: Request, stale: Principal) -> Principal:
+    """The statement saw a newer users.auth_version (or an inactive user) than the cached
+    principal: forget the user's cached lookups and authenticate the normal way once more
+    (401/403 if the credential no longer admits the caller)."""
+    auth_cache.forget_user(stale.user_id)
+    principal = await _authenticate(request, request.state.allowed_roles)
+    request.state.principal = principal
+    return principal
+
+
 Labeler = Annotated[Principal, Depends(require_role(Role.labeler))]
-# The labeling hot path: the same check, but the route verifies principal.auth_version against
-# users.auth_version inside its own statement (and calls auth_cache.forget_user on a mismatch), so
-# a cached principal costs no query of its own.
-LabelerHot = Labeler
+# The labeling hot path: the same check without a session per request; the route verifies
+# principal.auth_version against users.auth_version inside its own statement and calls
+# reauthenticate (auth_cache.forget_user + a fresh lookup) on a mismatch.
+LabelerHot = Annotated[Principal, Depends(require_role_hot(Role.labeler))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
 Researcher = Annotated[Principal, Depends(require_role(Role.researcher))]
 AnyUser = Annotated[Principal, Depends(require_role(Role.labeler, Role.researcher))]

@@ -17,7 +17,12 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     ) -> None:
         """Run the web server (uvicorn)."""
+        import os
+
         import uvicorn
+
+        # each worker process sizes its connection pools from its share (app.db.web_pools)
+        os.environ["PREFLOOP_WEB_WORKERS"] = str(max(1, workers))
 
         from app.config import get_settings
 

@@ -1,55 +1,70 @@
-"""Labeling JSON API: lease the next task, submit or skip it, see your counters."""
+"""Labeling JSON API: lease the next task, submit (and get the next) or skip it, your counters."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
 
-from app.auth.deps import AnyUser, Labeler, SessionDep
+from app.auth.deps import AnyUser, Labeler, LabelerHot, SessionDep
 from app.config import get_settings
-from app.labeling import service
-from app.labeling.ranking import InvalidJudgment
-from app.labeling.schemas import JudgmentIn, JudgmentOut, MeOut, SkipIn, TaskOut
+from app.labeling import hot, service
+from app.labeling.schemas import ConflictOut, JudgmentIn, MeOut, SkipIn, SubmitOut, TaskOut
 from app.ops.errors import API_ERRORS, DbId, ErrorOut
 
-router = APIRouter(prefix="/api/v1", tags=["labeling"], responses=API_ERRORS)
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    store = getattr(app.state, "labeling_store", None)
+    if store is not None:
+        await store.close()
+        app.state.labeling_store = None
 
 
-@router.get("/tasks/next", response_model=TaskOut, responses={204: {"description": "no task"}})
-async def next_task(session: SessionDep, user: Labeler) -> TaskOut | Response:
-    lease = timedelta(minutes=get_settings().lease_minutes)
-    task = await service.next_task(session, user.user_id, lease)
-    return task if task is not None else Response(status_code=204)
+router = APIRouter(prefix="/api/v1", tags=["labeling"], responses=API_ERRORS, lifespan=lifespan)
+BUSY = {503: {"model": ErrorOut, "description": "database busy (pool or statement timeout)"}}
+
+
+@router.get(
+    "/tasks/next",
+    response_model=TaskOut,
+    responses={204: {"description": "no task"}, **BUSY},
+)
+async def next_task(request: Request, user: LabelerHot) -> Response:
+    """Your live lease if you hold one, else a new lease on the next task in queue order."""
+    return await hot.next_task(request, user)
 
 
 @router.post(
     "/tasks/{task_id}/judgments",
-    response_model=JudgmentOut,
+    response_model=SubmitOut,
     status_code=201,
     responses={
-        200: {"model": JudgmentOut, "description": "already stored; the stored judgment"},
+        200: {"model": SubmitOut, "description": "already stored; the stored judgment"},
         404: {"model": ErrorOut, "description": "no such task"},
-        409: {"model": ErrorOut, "description": "not assigned, skipped, or full after expiry"},
+        409: {"model": ConflictOut, "description": "not assigned, skipped, or full after expiry"},
+        **BUSY,
     },
 )
 async def submit(
-    task_id: DbId, body: JudgmentIn, session: SessionDep, user: Labeler, response: Response
-) -> JudgmentOut:
-    settings = get_settings()
-    try:
-        result = await service.submit(
-            session, user.user_id, task_id, body, settings.criteria, settings.flags
-        )
-    except service.NotFound as e:
-        raise HTTPException(404, str(e)) from None
-    except service.Conflict as e:
-        raise HTTPException(409, str(e)) from None
-    except InvalidJudgment as e:
-        raise HTTPException(422, str(e)) from None
-    if not result.created:
-        response.status_code = 200
-    return JudgmentOut.model_validate(result.judgment)
+    task_id: DbId,
+    body: JudgmentIn,
+    request: Request,
+    user: LabelerHot,
+    want_next: Annotated[
+        bool,
+        Query(
+            alias="next",
+            description="also lease the next task, in the same transaction: the response "
+            "(201, 200 or 409) carries it as `next` (null when there is nothing to do)",
+        ),
+    ] = False,
+) -> Response:
+    """Store a judgment exactly once (a repeat answers 200 with the stored one)."""
+    return await hot.submit(request, user, task_id, body, want_next)
 
 
 @router.post(

@@ -56,6 +56,21 @@ class JudgmentOut(BaseModel):
     created_at: datetime
 
 
+class SubmitOut(JudgmentOut):
+    next: TaskOut | None = Field(
+        None,
+        description="only with ?next=1: the next task leased to you in the same transaction "
+        "(null: nothing to do)",
+    )
+
+
+class ConflictOut(BaseModel):
+    detail: str
+    next: TaskOut | None = Field(
+        None, description="only with ?next=1: the next task, so the labeler can move on"
+    )
+
+
 class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: PlainText = Field("", max_length=500)

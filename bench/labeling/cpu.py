@@ -9,7 +9,7 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _procs() -> dict[int, tuple[str, int, float]]:
+def procs_now() -> dict[int, tuple[str, int, float]]:
     """pid -> (command line, ppid, cpu seconds)."""
     out = {}
     for name in os.listdir("/proc"):
@@ -48,7 +48,7 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        procs = _procs()
+        procs = procs_now()
         for pid, (_, _ppid, cpu) in procs.items():
             label = self._label(pid, procs)
             if label is None:

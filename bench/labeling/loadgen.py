@@ -1,4 +1,5 @@
-"""Simulated labelers: each loops GET /api/v1/tasks/next -> POST .../judgments as fast as it can.
+"""Simulated labelers: each loops POST .../judgments?next=1 (the combined route, as /label does)
+or GET /api/v1/tasks/next -> POST .../judgments (--flow two) as fast as it can.
 
 Closed loop by default (no think time: measures saturation throughput); `--rate` paces the whole
 fleet to a fixed number of judgments per second instead (latency at a given load). Labelers can be
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 
 class RawConnection:
@@ -35,7 +37,7 @@ class RawConnection:
         reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        raw = json.dumps(body).encode() if body is not None else b""
+        raw = orjson.dumps(body) if body is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if body is not None:
@@ -113,38 +115,51 @@ async def _labeler(
     t_end: float,
     pace: asyncio.Queue[None] | None,
     out: dict[str, list[float] | int],
+    flow: str = "two",
 ) -> None:
+    """flow "two": GET next, then POST the judgment. flow "combined": POST ...?next=1, which
+    answers with the next task (a GET only when the labeler holds none)."""
+    suffix = "?next=1" if flow == "combined" else ""
+    pending: dict | None = None
     while time.monotonic() < t_end:
         if pace is not None:
             try:
                 await asyncio.wait_for(pace.get(), timeout=max(0.01, t_end - time.monotonic()))
             except TimeoutError:
                 return
-        t0 = time.monotonic()
-        try:
-            status, content = await send("GET", "/api/v1/tasks/next", None)
-        except (OSError, asyncio.IncompleteReadError, httpx.TransportError):
-            status, content = 599, b""  # counted as an error; the connection is reopened
-        t1 = time.monotonic()
-        if status == 204:
-            out["empty"] += 1  # type: ignore[operator]
-            await asyncio.sleep(0.05)
-            continue
-        if status != 200:
-            out["errors"] += 1  # type: ignore[operator]
-            out.setdefault(f"status_{status}", 0)
-            out[f"status_{status}"] += 1  # type: ignore[operator]
-            continue
-        task = json.loads(content)
+        t0 = t1 = time.monotonic()
+        task = pending
+        pending = None
+        if task is None:
+            try:
+                status, content = await send("GET", "/api/v1/tasks/next", None)
+            except (OSError, asyncio.IncompleteReadError, httpx.TransportError):
+                status, content = 599, b""  # counted as an error; the connection is reopened
+            t1 = time.monotonic()
+            if status == 204:
+                out["empty"] += 1  # type: ignore[operator]
+                await asyncio.sleep(0.05)
+                continue
+            if status != 200:
+                out["errors"] += 1  # type: ignore[operator]
+                out.setdefault(f"status_{status}", 0)
+                out[f"status_{status}"] += 1  # type: ignore[operator]
+                continue
+            task = orjson.loads(content)
+            if t0 >= t_start:
+                out["next_ms"].append((t1 - t0) * 1000)  # type: ignore[union-attr]
         body = {"ranking": [[c["id"]] for c in task["candidates"]], "time_spent_ms": 1000}
         try:
-            status, _ = await send("POST", f"/api/v1/tasks/{task['task_id']}/judgments", body)
+            status, content = await send(
+                "POST", f"/api/v1/tasks/{task['task_id']}/judgments{suffix}", body
+            )
         except (OSError, asyncio.IncompleteReadError, httpx.TransportError):
-            status = 599
+            status, content = 599, b""
         t2 = time.monotonic()
+        if flow == "combined" and status in (200, 201):
+            pending = orjson.loads(content).get("next")
         if t0 < t_start:  # warm-up: not measured
             continue
-        out["next_ms"].append((t1 - t0) * 1000)  # type: ignore[union-attr]
         out["submit_ms"].append((t2 - t1) * 1000)  # type: ignore[union-attr]
         if status == 201:
             out["judgments"] += 1  # type: ignore[operator]
@@ -170,6 +185,7 @@ async def run_fleet(
     duration: float,
     rate: float | None,
     client_kind: str = "raw",
+    flow: str = "two",
 ) -> dict:
     out: dict[str, list[float] | int] = {
         "next_ms": [],
@@ -186,7 +202,7 @@ async def run_fleet(
         senders = [
             raw_sender(url, t) if client_kind == "raw" else httpx_sender(client, t) for t in tokens
         ]
-        jobs = [_labeler(s, t_start, t_end, pace, out) for s in senders]
+        jobs = [_labeler(s, t_start, t_end, pace, out, flow) for s in senders]
         if pace is not None and rate:
             jobs.append(_pacer(pace, rate, t_end))
         cpu0: float | None = None
@@ -208,12 +224,12 @@ def _cpu() -> float:
 
 
 def _process(args: tuple, conn) -> None:  # type: ignore[no-untyped-def]
-    url, tokens, warmup, duration, rate, use_uvloop, client_kind = args
+    url, tokens, warmup, duration, rate, use_uvloop, client_kind, flow = args
     if use_uvloop:
         import uvloop
 
         uvloop.install()
-    conn.send(asyncio.run(run_fleet(url, tokens, warmup, duration, rate, client_kind)))
+    conn.send(asyncio.run(run_fleet(url, tokens, warmup, duration, rate, client_kind, flow)))
     conn.close()
 
 
@@ -226,6 +242,7 @@ def run(
     rate: float | None = None,
     use_uvloop: bool = True,
     client_kind: str = "raw",
+    flow: str = "two",
 ) -> dict:
     """Run the fleet over `processes` client processes; merged summary."""
     shares = [tokens[i::processes] for i in range(processes)]
@@ -235,7 +252,7 @@ def run(
         share_rate = rate * len(share) / len(tokens) if rate else None
         p = mp.Process(
             target=_process,
-            args=((url, share, warmup, duration, share_rate, use_uvloop, client_kind), child),
+            args=((url, share, warmup, duration, share_rate, use_uvloop, client_kind, flow), child),
         )
         p.start()
         pipes.append(parent)
@@ -256,6 +273,8 @@ def run(
     return {
         "labelers": len(tokens),
         "client": client_kind + ("+uvloop" if use_uvloop else ""),
+        "flow": flow,
+        "requests": len(nxt) + len(sub),
         "client_processes": processes,
         "rate_target": rate,
         "window_s": round(window, 2),
@@ -291,12 +310,13 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=None, help="judgments/s for the whole fleet")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    p.add_argument("--flow", choices=["two", "combined"], default="combined")
     a = p.parse_args()
     tokens = json.loads(a.tokens.read_text())[: a.concurrency]
     if len(tokens) < a.concurrency:
         sys.exit(f"only {len(tokens)} tokens in {a.tokens}; seed more labelers")
     result = run(
-        a.url, tokens, a.processes, a.warmup, a.duration, a.rate, not a.no_uvloop, a.client
+        a.url, tokens, a.processes, a.warmup, a.duration, a.rate, not a.no_uvloop, a.client, a.flow
     )
     print(json.dumps(result, indent=2))
 

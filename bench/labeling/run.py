@@ -1,9 +1,11 @@
-"""Labeling-loop benchmark: the app (uvicorn, as in production) vs the bare SQL of a vote (pgbench).
+"""Labeling-loop benchmark: the app (uvicorn, as in production) against two baselines in the same
+run: a minimal ASGI app over the same pool and statements, and the bare SQL of a vote (pgbench).
 
-    python -m bench.labeling.run                      # seed if needed, then both measurements
+    python -m bench.labeling.run                      # seed if needed, then every measurement
     python -m bench.labeling.run --workers 1 --processes 2 --duration 20
+    python -m bench.labeling.run --only app --flows combined --rate 100   # open loop
 
-Both sides run at the same concurrency against the same freshly reset PostgreSQL database, and
+Every side runs at the same concurrency against the same freshly reset PostgreSQL database, and
 CPU seconds are sampled per process group (server, client, postgres, whole machine) so the cost
 of the load generator and other users of the machine are visible next to the result.
 """
@@ -16,9 +18,11 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,21 +69,35 @@ def reset(url: str) -> None:
         conn.execute(text("VACUUM ANALYZE"))
 
 
+def analyze(url: str) -> None:
+    with _engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE assignments, judgments, comparison_tasks"))
+
+
 def _backends(url: str) -> str:
     """Command-line marker of the PostgreSQL backends serving the bench database."""
     return f" {make_url(url).username or 'postgres'} {make_url(url).database} "
 
 
-def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    """`prefloop serve`, the production entry point, with production settings."""
+def start_server(
+    url: str, port: int, workers: int, log: Path, baseline: bool = False
+) -> subprocess.Popen[bytes]:
+    """`prefloop serve`, the production entry point, with production settings (or the minimal
+    ASGI baseline under the same uvicorn, workers and pool sizes)."""
     env = {
         **os.environ,
         "PREFLOOP_DATABASE_URL": url,
         "PREFLOOP_ENV": "production",
         "PREFLOOP_SECRET_KEY": secrets.token_urlsafe(32),
+        "PREFLOOP_WEB_WORKERS": str(workers),
     }
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if baseline:
+        # the same uvicorn settings as `prefloop serve` (info: with access log)
+        cmd = [sys.executable, "-m", "uvicorn", "bench.labeling.baseline:app", "--log-level"]
+        cmd += ["info", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    else:
+        cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -93,6 +111,18 @@ def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Pop
     sys.exit("server did not start")
 
 
+def wait_booted(log: Path, workers: int, timeout: float = 300) -> None:
+    """Wait until every worker has finished starting: /healthz answers as soon as ONE worker is
+    up, and a worker still importing would have its start-up CPU booked to the run (on a busy
+    machine that takes tens of seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("Application startup complete.") >= workers:
+            return
+        time.sleep(0.25)
+    sys.exit(f"{workers} workers did not start in {timeout} s:\n{log.read_text()[-2000:]}")
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -101,9 +131,18 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def bench_app(a: argparse.Namespace, tokens: list[str], tmp: Path) -> dict:
+def bench_app(
+    a: argparse.Namespace, tokens: list[str], tmp: Path, flow: str, baseline: bool = False
+) -> dict:
     port = a.port
-    proc = start_server(a.url, port, a.workers, tmp / "server.log")
+    log = tmp / f"server-{flow}-{'baseline' if baseline else 'app'}.log"
+    proc = start_server(a.url, port, a.workers, log, baseline)
+    wait_booted(log, a.workers)
+    # reset() leaves assignments and judgments empty and analyzed as empty, so until an
+    # autoanalyze (a minute away) PostgreSQL plans their lookups as scans of a tiny table, which
+    # the run outgrows within seconds. A live system has real statistics: take them during the
+    # warm-up, with some leases and judgments in the tables.
+    threading.Timer(a.warmup * 0.6, analyze, [a.url]).start()
     try:
         sampler = Sampler({"server": proc.pid, "client": os.getpid(), "postgres": _backends(a.url)})
         sampler.start()
@@ -116,11 +155,18 @@ def bench_app(a: argparse.Namespace, tokens: list[str], tmp: Path) -> dict:
             a.rate,
             not a.no_uvloop,
             a.client,
+            flow,
         )
         result["cpu_s"] = sampler.result()  # includes warm-up, like the window below
         result["cpu_window_s"] = round(a.warmup + result["window_s"], 2)
         # CPU was sampled over warm-up + window: count the judgments of both (rate x time)
-        result["cost"] = cpu_cost(result, result["judgments_per_s"] * result["cpu_window_s"])
+        judged = result["judgments_per_s"] * result["cpu_window_s"]
+        result["cost"] = cpu_cost(result, judged)
+        result["cpu_ms_per_judgment"] = {
+            k: round(1000 * v / max(judged, 1), 3)
+            for k, v in result["cpu_s"].items()
+            if not k.startswith("machine")
+        }
     finally:
         stop_server(proc)
     return result
@@ -172,28 +218,43 @@ def cpu_cost(part: dict, count: float) -> dict:
     }
 
 
-def summary(app: dict | None, sql: dict | None) -> str:
+def summary(runs: dict[str, dict], sql: dict | None) -> str:
     lines = []
-    if app:
+    for name, app in runs.items():
         lat = app["latency_ms"]
+        per = app["cpu_ms_per_judgment"]
         lines.append(
-            f"app  : {app['judgments_per_s']:8.1f} judgments/s  request p50 "
+            f"{name:<18}: {app['judgments_per_s']:8.1f} judgments/s  request p50 "
             f"{lat['request']['p50']:.1f} ms  p99 {lat['request']['p99']:.1f} ms  "
-            f"(next p99 {lat['next']['p99']:.1f}, submit p99 {lat['submit']['p99']:.1f})  "
-            f"errors {app['errors']}"
+            f"({app['requests']} requests)  errors {app['errors']}"
         )
-        lines.append(f"       cpu s {app['cpu_s']} over {app['cpu_window_s']} s; {app['cost']}")
+        lines.append(
+            f"{'':<20}CPU ms per judgment: server {per['server']:.2f}  client "
+            f"{per['client']:.2f}  postgres {per['postgres']:.2f}; {app['cost']}"
+        )
     if sql:
         lines.append(
-            f"sql  : {sql['tps']:8.1f} votes/s      p50 {sql['latency_ms']['p50']:.1f} ms  "
-            f"p99 {sql['latency_ms']['p99']:.1f} ms"
+            f"{'pgbench vote.sql':<18}: {sql['tps']:8.1f} votes/s      p50 "
+            f"{sql['latency_ms']['p50']:.1f} ms  p99 {sql['latency_ms']['p99']:.1f} ms"
         )
-        lines.append(f"       cpu s {sql['cpu_s']} over {sql['cpu_window_s']} s; {sql['cost']}")
-    if app and sql:
-        lines.append(f"ratio app / bare SQL (measured): {app['judgments_per_s'] / sql['tps']:.3f}")
-        a = app["cost"]["projected_per_s_on_2_idle_cores"]
-        b = sql["cost"]["projected_per_s_on_2_idle_cores"]
-        lines.append(f"ratio app / bare SQL (CPU cost, 2 idle cores): {a / b:.3f}")
+        lines.append(f"{'':<20}cpu s {sql['cpu_s']} over {sql['cpu_window_s']} s; {sql['cost']}")
+    base = runs.get("baseline combined")
+    for name, app in runs.items():
+        if sql:
+            a = app["cost"]["projected_per_s_on_2_idle_cores"]
+            b = sql["cost"]["projected_per_s_on_2_idle_cores"]
+            lines.append(
+                f"{name} / pgbench: {app['judgments_per_s'] / sql['tps']:.3f} measured, "
+                f"{a / b:.3f} by CPU cost"
+            )
+        if base and app is not base:
+            lines.append(
+                f"{name} / ASGI baseline: {app['judgments_per_s'] / base['judgments_per_s']:.3f}"
+                f" measured; server CPU {base['cpu_ms_per_judgment']['server']:.2f} ms vs "
+                f"{app['cpu_ms_per_judgment']['server']:.2f} ms per judgment"
+            )
+    load = os.getloadavg()
+    lines.append(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     return "\n".join(lines)
 
 
@@ -209,30 +270,45 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--rate", type=float, default=None, help="pace to N judgments/s (open loop)")
     p.add_argument("--tasks", type=int, default=20_000)
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=0, help="0: any free port")
     p.add_argument("--reseed", action="store_true")
-    p.add_argument("--only", choices=["app", "sql"], default=None)
+    p.add_argument("--only", choices=["app", "baseline", "sql"], default=None)
+    p.add_argument(
+        "--flows",
+        default="combined,two",
+        help="app flows to run: combined (POST ...?next=1), two (GET next + POST)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args()
-    if shutil.which("pgbench") is None and a.only != "app":
+    if not a.port:  # a fixed default collides with other servers on a shared machine
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            a.port = sock.getsockname()[1]
+    if shutil.which("pgbench") is None and a.only in (None, "sql"):
         sys.exit("pgbench not found: apt-get install postgresql-contrib (or --only app)")
     tokens_path = HERE / ".tokens.json"
     ntasks = ensure_seeded(a.url, tokens_path, max(64, a.concurrency), a.tasks, a.reseed)
     tokens = json.loads(tokens_path.read_text())
     with tempfile.TemporaryDirectory(prefix="prefloop-bench-") as d:
         tmp = Path(d)
-        app = sql = None
-        if a.only != "sql":
+        runs: dict[str, dict] = {}
+        sql = None
+        if a.only in (None, "app"):
+            for flow in a.flows.split(","):
+                reset(a.url)
+                runs[f"app {flow}"] = bench_app(a, tokens, tmp, flow)
+        if a.only in (None, "baseline"):
             reset(a.url)
-            app = bench_app(a, tokens, tmp)
-        if a.only != "app":
+            runs["baseline combined"] = bench_app(a, tokens, tmp, "combined", baseline=True)
+        if a.only in (None, "sql"):
             reset(a.url)
             sql = bench_sql(a, ntasks, tmp)
-    result = {"args": {k: str(v) for k, v in vars(a).items()}, "app": app, "sql": sql}
+    result = {"args": {k: str(v) for k, v in vars(a).items()}, "runs": runs, "sql": sql}
+    result["loadavg"] = os.getloadavg()
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2), file=sys.stderr)
-    print(summary(app, sql))
+    print(summary(runs, sql))
 
 
 if __name__ == "__main__":

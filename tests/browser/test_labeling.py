@@ -164,7 +164,7 @@ def test_submit_is_retried_and_survives_a_reload_while_failing(live_server, page
         else:
             route.continue_()
 
-    page.route("**/api/v1/tasks/*/judgments", flaky)
+    page.route("**/api/v1/tasks/*/judgments*", flaky)
     login(page, live_server.url, "ann")
     expect(page.locator("#task-info")).to_contain_text(f"#{task}")
     page.keyboard.press("1")
@@ -333,7 +333,7 @@ def test_refused_judgment_shows_why_and_stays_editable(live_server, page):
         refusals.append(1)
         route.fulfill(status=422, json={"detail": "rating 'helpfulness' must be between 1 and 5"})
 
-    page.route("**/api/v1/tasks/*/judgments", refuse_once)
+    page.route("**/api/v1/tasks/*/judgments*", refuse_once)
     login(page, live_server.url, "ann")
     expect(page.locator("#task-info")).to_contain_text(f"#{task}")
     page.keyboard.press("1")
@@ -348,3 +348,100 @@ def test_refused_judgment_shows_why_and_stays_editable(live_server, page):
     expect(status(page)).to_contain_text("Saved ✓")
     [j] = judgments()
     assert (j["task_id"], j["choice"]) == (task, "b")
+
+
+def _api_calls(page, base_url):  # type: ignore[no-untyped-def]
+    """Record every API request the page makes, as (method, path?query)."""
+    calls: list[tuple[str, str]] = []
+    page.on(
+        "request",
+        lambda r: (
+            calls.append((r.method, r.url.removeprefix(base_url))) if "/api/" in r.url else None
+        ),
+    )
+    return calls
+
+
+def test_each_judgment_is_one_request(live_server, page):
+    make_user("ann")
+    first = make_task("First question?", ["yes", "no"])
+    second = make_task("Second question?", ["up", "down"])
+    login(page, live_server.url, "ann")
+    expect(page.locator("#task-info")).to_have_text(f"Task #{first} · 2 candidates")
+    expect(page.locator("#n-total")).to_have_text("0")
+    calls = _api_calls(page, live_server.url)
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-info")).to_have_text(f"Task #{second} · 2 candidates")
+    expect(status(page)).to_contain_text(f"Saved ✓ (task #{first})")
+    expect(page.locator("#n-total")).to_have_text("1")  # counted here, not fetched
+    assert calls == [("POST", f"/api/v1/tasks/{first}/judgments?next=1")]
+
+    calls.clear()
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#empty")).to_be_visible()  # the answer said: nothing left
+    assert calls[0] == ("POST", f"/api/v1/tasks/{second}/judgments?next=1")
+    assert ("GET", "/api/v1/tasks/next") not in calls[:2]  # the empty screen polls later
+    got = judgments()
+    assert [(j["task_id"], j["choice"]) for j in got] == [(first, "a"), (second, "b")]
+    order = shown_order(second, "ann")
+    assert got[1]["ranking"] == [[order[1]], [order[0]]]  # "b": the second one shown won
+
+
+def test_one_request_flow_survives_retries_and_moves_on(live_server, page):
+    make_user("ann")
+    first = make_task("3 * 3 = ?", ["9", "6"])
+    second = make_task("3 + 3 = ?", ["6", "9"])
+    failures = {"left": 2}
+
+    def flaky(route):  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/tasks/*/judgments?next=1", flaky)
+    login(page, live_server.url, "ann")
+    expect(page.locator("#task-info")).to_contain_text(f"#{first}")
+    calls = _api_calls(page, live_server.url)
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Not saved yet (no connection)")
+    expect(page.locator("#task-info")).to_have_text(
+        f"Task #{second} · 2 candidates", timeout=20_000
+    )
+    expect(status(page)).to_contain_text(f"Saved ✓ (task #{first})")
+    # three tries of the same request, and the next task came with the third answer
+    assert calls == [("POST", f"/api/v1/tasks/{first}/judgments?next=1")] * 3
+    [j] = judgments()
+    assert (j["task_id"], j["choice"]) == (first, "a")
+
+
+def test_a_409_answer_carries_the_next_task(live_server, page):
+    make_user("ann")
+    bob = auth(make_user("bob"))
+    first = make_task("Pick one.", ["first", "second"])
+    second = make_task("Pick another.", ["third", "fourth"])
+    login(page, live_server.url, "ann")
+    expect(page.locator("#task-info")).to_contain_text(f"#{first}")
+    with session_scope() as s:  # ann's lease runs out while she reads; bob takes the task
+        s.execute(
+            update(Assignment)
+            .where(Assignment.task_id == first)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+    api = httpx.Client(base_url=live_server.url, headers=bob)
+    assert api.get("/api/v1/tasks/next").json()["task_id"] == first
+    assert api.post(f"/api/v1/tasks/{first}/judgments", json={"choice": "a"}).status_code == 201
+    calls = _api_calls(page, live_server.url)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("your judgment was not stored")
+    expect(status(page)).to_contain_text("Moving on.")
+    expect(page.locator("#task-info")).to_have_text(f"Task #{second} · 2 candidates")
+    assert calls == [("POST", f"/api/v1/tasks/{first}/judgments?next=1")]
+    assert [j["user_id"] for j in judgments()] == [user_id("bob")]
+    expect(page.locator("#n-total")).to_have_text("0")

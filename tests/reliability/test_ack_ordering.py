@@ -29,6 +29,7 @@ def _committed(model: Any, **where: Any) -> bool:
 async def _call(app: Any, method: str, path: str, token: str, body: Any, on_start: Any) -> Any:
     """Drive the ASGI app directly so the test runs code at the moment the response starts."""
     raw = json.dumps(body).encode() if body is not None else b""
+    path, _, query = path.partition("?")
     headers = [(b"host", b"test"), (b"authorization", f"Bearer {token}".encode())]
     if body is not None:
         headers += [(b"content-type", b"application/json")]
@@ -41,7 +42,7 @@ async def _call(app: Any, method: str, path: str, token: str, body: Any, on_star
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": headers,
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),
@@ -93,3 +94,29 @@ def test_lease_and_judgment_are_committed_before_the_response_starts() -> None:
     assert lease["status"] == 200 and vote["status"] == 201
     assert lease["committed_at_start"], "the lease was sent before it was committed"
     assert vote["committed_at_start"], "201 was sent before the judgment was committed"
+
+
+def test_submit_and_next_commits_both_before_the_response_starts() -> None:
+    token = make_user("alice")
+    first, second = make_tasks(2, k=2)
+    app = create_app()
+
+    async def scenario() -> dict[str, Any]:
+        async with app.router.lifespan_context(app):
+            lease = await _call(app, "GET", "/api/v1/tasks/next", token, None, lambda: True)
+            task = json.loads(lease["body"])
+            assert task["task_id"] == first
+            body = {"ranking": [[c["id"]] for c in task["candidates"]]}
+
+            def both() -> tuple[bool, bool]:
+                return _committed(Judgment, task_id=first), _committed(Assignment, task_id=second)
+
+            url = f"/api/v1/tasks/{first}/judgments?next=1"
+            return await _call(app, "POST", url, token, body, both)
+
+    vote = asyncio.run(scenario())
+    assert vote["status"] == 201
+    assert json.loads(vote["body"])["next"]["task_id"] == second
+    judged, leased = vote["committed_at_start"]
+    assert judged, "201 was sent before the judgment was committed"
+    assert leased, "the next task was sent before its lease was committed"

@@ -31,23 +31,30 @@ class Tally:
     outages: int = 0
 
 
-async def _labeler(client: httpx.AsyncClient, token: str, user_id: int, tally: Tally) -> None:
-    """next -> submit until no task is left; retry through outages, resubmit unacknowledged work."""
+async def _labeler(
+    client: httpx.AsyncClient, token: str, user_id: int, tally: Tally, flow: str
+) -> None:
+    """next -> submit until no task is left; retry through outages, resubmit unacknowledged work.
+    flow "combined": submit with ?next=1 and take the next task from its answer."""
     pending: tuple[int, dict] | None = None
+    offered: dict | None = None
+    suffix = "?next=1" if flow == "combined" else ""
     while True:
         try:
             if pending is None:
-                r = await client.get("/api/v1/tasks/next", headers=auth(token))
-                if r.status_code == 204:
-                    return
-                assert r.status_code == 200, r.text
-                task = r.json()
+                if offered is None:
+                    r = await client.get("/api/v1/tasks/next", headers=auth(token))
+                    if r.status_code == 204:
+                        return
+                    assert r.status_code == 200, r.text
+                    offered = r.json()
+                task, offered = offered, None
                 ranking = [[c["id"]] for c in task["candidates"]]
                 random.shuffle(ranking)
                 pending = (task["task_id"], {"ranking": ranking, "time_spent_ms": 500})
             task_id, body = pending
             r = await client.post(
-                f"/api/v1/tasks/{task_id}/judgments", json=body, headers=auth(token)
+                f"/api/v1/tasks/{task_id}/judgments{suffix}", json=body, headers=auth(token)
             )
         except httpx.TransportError:
             tally.transport_errors += 1
@@ -63,6 +70,10 @@ async def _labeler(client: httpx.AsyncClient, token: str, user_id: int, tally: T
             key = (user_id, task_id)
             assert tally.acked.setdefault(key, r.json()["id"]) == r.json()["id"]
         pending = None
+        if flow == "combined":
+            offered = r.json()["next"]
+            if offered is None:
+                return  # nothing to do: like a 204
 
 
 async def _killer(server: LiveServer, tally: Tally) -> None:
@@ -76,25 +87,26 @@ async def _killer(server: LiveServer, tally: Tally) -> None:
         await asyncio.to_thread(server.start)
 
 
-async def _drive(server: LiveServer, users: list[tuple[int, str]]) -> Tally:
+async def _drive(server: LiveServer, users: list[tuple[int, str]], flow: str) -> Tally:
     tally = Tally()
     limits = httpx.Limits(max_connections=LABELERS, max_keepalive_connections=LABELERS)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
         killer = asyncio.create_task(_killer(server, tally))
-        await asyncio.gather(*(_labeler(client, tok, uid, tally) for uid, tok in users))
+        await asyncio.gather(*(_labeler(client, tok, uid, tally, flow) for uid, tok in users))
         await killer
     return tally
 
 
 @pytest.mark.timeout(300)
-def test_acknowledged_judgments_survive_kill_9(live_server: LiveServer) -> None:
+@pytest.mark.parametrize("flow", ["two", "combined"])
+def test_acknowledged_judgments_survive_kill_9(live_server: LiveServer, flow: str) -> None:
     tokens = [make_user(f"crash{i:02d}") for i in range(LABELERS)]
     with session_scope() as s:
         ids = {name: uid for name, uid in s.execute(select(User.name, User.id))}
     users = [(ids[f"crash{i:02d}"], tok) for i, tok in enumerate(tokens)]
     make_tasks(TASKS, k=3, required=REQUIRED)
 
-    tally = asyncio.run(_drive(live_server, users))
+    tally = asyncio.run(_drive(live_server, users, flow))
 
     assert tally.outages == len(KILLS_AT) and tally.transport_errors > 0, "no request met the crash"
     assert tally.conflicts == [], "a labeler's judgment was refused"
