@@ -11,9 +11,15 @@ from app.ops.errors import ErrorOut
 from tests.factories import auth, make_tasks, make_user
 
 
+def _subclasses(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_subclasses(sub) for sub in cls.__subclasses__()))
+
+
 @pytest.mark.dbless
 def test_every_4xx_in_the_schema_is_error_out() -> None:
+    """ErrorOut, or a model extending it with more fields (labeling's 409 adds `next`)."""
     schema = create_app().openapi()
+    shapes = tuple(f"/{name}" for name in _subclasses(ErrorOut))
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     seen = 0
     for path, operations in schema["paths"].items():
@@ -24,7 +30,7 @@ def test_every_4xx_in_the_schema_is_error_out() -> None:
                 where = f"{method.upper()} {path} {code}"
                 content = response.get("content", {})
                 assert list(content) == ["application/json"], where
-                assert content["application/json"]["schema"]["$ref"].endswith("/ErrorOut"), where
+                assert content["application/json"]["schema"]["$ref"].endswith(shapes), where
                 seen += 1
             if op.get("parameters") or op.get("requestBody"):
                 assert "422" in op["responses"], f"{method.upper()} {path} has no 422"
