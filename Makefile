@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PREFLOOP_DATA_DIR ?= ./data
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,14 @@ run: install
 
 test: install
 	bash scripts/test.sh
+
+# a longer schemathesis run with a fresh random seed; what it finds is saved into
+# tests/reliability/fuzz-examples/ (replayed by `make test`). SEED=N repeats a run.
+fuzz: install
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzzing with seed $$seed (repeat with: make fuzz SEED=$$seed)"; \
+	PREFLOOP_FUZZ=1 PREFLOOP_FUZZ_SEED=$$seed PREFLOOP_FUZZ_EXAMPLES=$${EXAMPLES:-150} \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability/test_api_fuzz.py
 
 lint: install
 	$(BIN)/ruff check app workers ml migrations tests bench

@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     generation_api_key: str = ""
     generation_model: str = Field("", description="model name sent to an external server")
     serving_reload_seconds: float = 3.0
+    serving_max_tokens: int = Field(1024, description="/v1: largest max_tokens a request may ask")
+    serving_max_n: int = Field(4, description="/v1: most choices (n) per request")
+    serving_context_tokens: int = Field(
+        0, description="/v1: prompt + max_tokens limit; 0: the model's own context length"
+    )
+    serving_concurrency: int = Field(
+        0, description="/v1: generations at once per web process; 0: 1 in-process, 8 external"
+    )
+    serving_per_user: int = Field(4, description="/v1: requests in flight per user and process")
+    serving_queue: int = Field(32, description="/v1: requests waiting for a slot per process")
+    serving_queue_timeout_s: float = Field(60.0, description="/v1: longest wait for a slot")
     torch_threads: int = Field(0, description="CPU threads for torch in worker/serving; 0: auto")
     rm_every_n: int = 0
     rm_every_minutes: float = 0.0

@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import app as app_pkg
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
+from app.ops.errors import error_body
 from app.ops.limits import BodyLimitMiddleware
 from app.web import ROOT
 
@@ -80,7 +81,7 @@ def create_app() -> FastAPI:
             {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse(error_body(errors, 422, request.url.path), status_code=422)
 
     @app.exception_handler(FastAPIHTTPException)
     async def _http(request: Request, exc: FastAPIHTTPException) -> Response:
@@ -92,6 +93,9 @@ def create_app() -> FastAPI:
             and "text/html" in request.headers.get("accept", "")
         ):
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        if request.url.path.startswith("/v1/") and exc.status_code >= 400:
+            body = error_body(str(exc.detail), exc.status_code, request.url.path)
+            return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
     return app

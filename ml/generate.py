@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,15 +30,46 @@ class GenerationParams:
 
 
 class Generator(Protocol):
-    """What the app needs from a generation backend."""
+    """What the app needs from a generation backend. `stop`, when given, is checked between
+    tokens: once it is set, generation ends early (the client went away)."""
 
     def generate(
         self, prompts: list[Messages], n: int, params: GenerationParams
     ) -> list[list[str]]: ...
 
-    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]: ...
+    def complete(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> tuple[str, dict]: ...
 
-    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]: ...
+    def stream(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> Iterator[str]: ...
+
+
+@cache
+def _stop_on_event() -> type:
+    from transformers import StoppingCriteria
+
+    class StopOnEvent(StoppingCriteria):
+        """Ends every sequence of the batch once `event` is set; checked after each new token."""
+
+        def __init__(self, event: threading.Event) -> None:
+            self.event = event
+
+        def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+            stopped = self.event.is_set()
+            return torch.full((input_ids.shape[0],), stopped, device=input_ids.device)
+
+    return StopOnEvent
+
+
+def stopping(stop: threading.Event | None) -> dict[str, Any]:
+    """`model.generate` keyword arguments that end generation once `stop` is set."""
+    if stop is None:
+        return {}
+    from transformers import StoppingCriteriaList
+
+    return {"stopping_criteria": StoppingCriteriaList([_stop_on_event()(stop)])}
 
 
 class LocalGenerator:
@@ -76,11 +108,13 @@ class LocalGenerator:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
-    def _run(self, prompts: list[Messages], params: GenerationParams) -> tuple[list[str], int, int]:
+    def _run(
+        self, prompts: list[Messages], params: GenerationParams, stop: threading.Event | None = None
+    ) -> tuple[list[str], int, int]:
         """Generate one completion per prompt; returns texts, prompt tokens, completion tokens."""
         texts: list[str] = []
         n_prompt = n_completion = 0
-        kw = self._gen_kwargs(params)
+        kw = self._gen_kwargs(params) | stopping(stop)
         for start in range(0, len(prompts), self.batch_size):
             enc = self._encode(prompts[start : start + self.batch_size])
             with torch.no_grad():
@@ -104,12 +138,14 @@ class LocalGenerator:
             texts, _, _ = self._run(flat, params)
         return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]:
+    def complete(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> tuple[str, dict]:
         """One completion plus OpenAI-style usage counts."""
         with self._lock:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            texts, n_prompt, n_completion = self._run([messages], params)
+            texts, n_prompt, n_completion = self._run([messages], params, stop)
         usage = {
             "prompt_tokens": n_prompt,
             "completion_tokens": n_completion,
@@ -117,7 +153,9 @@ class LocalGenerator:
         }
         return texts[0], usage
 
-    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> Iterator[str]:
         """Yield text deltas as they are generated (generation runs in a background thread)."""
         from transformers import TextIteratorStreamer
 
@@ -133,7 +171,8 @@ class LocalGenerator:
                     if params.seed is not None:
                         torch.manual_seed(params.seed)
                     with torch.no_grad():
-                        self.model.generate(**enc, **self._gen_kwargs(params), streamer=streamer)
+                        kw = self._gen_kwargs(params) | stopping(stop)
+                        self.model.generate(**enc, **kw, streamer=streamer)
             except BaseException as exc:  # surfaced to the consumer below
                 errors.append(exc)
                 streamer.end()
@@ -198,26 +237,56 @@ class RemoteGenerator:
             out.append(samples)
         return out
 
-    def complete(self, messages: Messages, params: GenerationParams) -> tuple[str, dict]:
-        """One completion plus the server's usage dict."""
-        data = self._post(self._body(messages, params, params.seed))
-        return data["choices"][0]["message"]["content"] or "", dict(data.get("usage") or {})
+    def complete(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> tuple[str, dict]:
+        """One completion plus the server's usage dict. With `stop`, the completion is streamed
+        from the server so that the connection can be closed (ending the generation there)."""
+        if stop is None:
+            data = self._post(self._body(messages, params, params.seed))
+            return data["choices"][0]["message"]["content"] or "", dict(data.get("usage") or {})
+        parts: list[str] = []
+        usage: dict = {}
+        for chunk in self._chunks(messages, params, stop, include_usage=True):
+            usage = dict(chunk.get("usage") or usage)
+            choices = chunk.get("choices") or [{}]
+            parts.append((choices[0].get("delta") or {}).get("content") or "")
+        return "".join(parts), usage
 
-    def stream(self, messages: Messages, params: GenerationParams) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, params: GenerationParams, stop: threading.Event | None = None
+    ) -> Iterator[str]:
         """Yield text deltas from the server's SSE stream."""
+        for chunk in self._chunks(messages, params, stop):
+            choices = chunk.get("choices") or [{}]
+            delta = (choices[0].get("delta") or {}).get("content")
+            if delta:
+                yield delta
+
+    def _chunks(
+        self,
+        messages: Messages,
+        params: GenerationParams,
+        stop: threading.Event | None,
+        include_usage: bool = False,
+    ) -> Iterator[dict]:
+        """The server's SSE chunks; leaving early (or `stop` set) closes the upstream stream."""
         body = self._body(messages, params, params.seed) | {"stream": True}
+        if include_usage:
+            body["stream_options"] = {"include_usage": True}
         with self._client.stream("POST", self.url, json=body) as resp:
+            if resp.is_error:
+                resp.read()  # so that the error carries the server's message
             resp.raise_for_status()
             for line in resp.iter_lines():
+                if stop is not None and stop.is_set():
+                    return  # closing the response drops the connection: the server stops too
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
-                    break
-                choices = json.loads(payload).get("choices") or [{}]
-                delta = (choices[0].get("delta") or {}).get("content")
-                if delta:
-                    yield delta
+                    return
+                yield json.loads(payload)
 
     def close(self) -> None:
         self._client.close()

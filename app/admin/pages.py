@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.admin import forms, service
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.models import Run, RunStatus
+from app.ops.errors import DbId
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -95,7 +96,7 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_detail(
-    request: Request, run_id: int, session: SessionDep, principal: Admin
+    request: Request, run_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
     run = await session.run_sync(service.get_run, run_id)
     if run is None:
@@ -112,7 +113,7 @@ async def run_detail(
 
 @router.post("/runs/{run_id}/cancel", response_model=None)
 async def cancel_run(
-    request: Request, run_id: int, session: SessionDep, principal: Admin
+    request: Request, run_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
@@ -148,7 +149,7 @@ async def models(request: Request, session: SessionDep, principal: Admin) -> Res
 
 @router.post("/models/{version_id}/activate", response_model=None)
 async def activate_version(
-    request: Request, version_id: int, session: SessionDep, principal: Admin
+    request: Request, version_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))

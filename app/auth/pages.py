@@ -40,6 +40,9 @@ async def login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    if "\x00" in name:  # no account has one, and PostgreSQL cannot even compare it
+        error = "The name must not contain NUL characters."
+        return render(request, "auth/login.html", status_code=422, error=error, next=next)
     user = await session.scalar(select(User).where(User.name == name.strip()))
     if user is None or not user.active or not verify_password(user.password_hash, password):
         return render(

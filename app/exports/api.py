@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +16,9 @@ from app.exports.query import FilterError
 from app.exports.schemas import ExportFilters, Format, PreviewOut, Shape, SnapshotId, SnapshotOut
 from app.exports.writers import MEDIA_TYPES
 from app.models import DatasetSnapshot
+from app.ops.errors import API_ERRORS, err
 
-router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"], responses=API_ERRORS)
 
 
 def _message(e: ValidationError) -> str:
@@ -75,7 +76,7 @@ Filters = Annotated[ExportFilters, Depends(filters_from_query)]
             "description": "the dataset, streamed; X-Dataset-Snapshot and Link name its card",
             "content": {t: {} for t in MEDIA_TYPES.values()},
         },
-        422: {"description": "unknown shape, format or filter value"},
+        422: err("unknown shape, format or filter value"),
     },
 )
 async def export_preferences(
@@ -107,7 +108,7 @@ async def export_preferences(
     )
 
 
-@router.get("/preview", response_model=PreviewOut, responses={422: {}})
+@router.get("/preview", response_model=PreviewOut)
 async def preview_counts(user: Researcher, filters: Filters) -> PreviewOut:
     """How many judgments, tasks and rows of each shape the filters select."""
     try:
@@ -116,7 +117,7 @@ async def preview_counts(user: Researcher, filters: Filters) -> PreviewOut:
         raise HTTPException(422, str(e)) from None
 
 
-@router.get("/agreement", responses={422: {}})
+@router.get("/agreement")
 async def agreement(user: Researcher, filters: Filters) -> dict[str, Any]:
     """Pairwise percent agreement and ordinal Krippendorff's alpha, overall and per labeler."""
     try:
@@ -136,7 +137,7 @@ async def list_snapshots(
     return [SnapshotOut.model_validate(s) for s in rows]
 
 
-@router.get("/{snapshot_id}", response_model=SnapshotOut, responses={404: {}})
+@router.get("/{snapshot_id}", response_model=SnapshotOut)
 async def get_snapshot(
     snapshot_id: SnapshotId, session: SessionDep, user: Researcher
 ) -> SnapshotOut:
@@ -149,8 +150,9 @@ async def get_snapshot(
 
 @router.get(
     "/{snapshot_id}/card",
-    response_class=PlainTextResponse,
-    responses={404: {}, 200: {"content": {"text/markdown": {}}}},
+    # Response, not PlainTextResponse: its errors are JSON (ErrorOut), only the card is Markdown
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
 )
 async def get_card(
     snapshot_id: SnapshotId, session: SessionDep, user: Researcher

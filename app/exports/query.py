@@ -172,7 +172,9 @@ def resolve(conn: Connection, f: ExportFilters) -> Resolved:
         by_name = {name: vid for vid, name in versions.items()}
         version_ids = []
         for v in f.model_versions:
-            vid = by_name.get(v, int(v) if v.isdigit() and int(v) in versions else None)
+            # an id is ASCII digits: "²".isdigit() is True, and int("²") raises
+            as_id = int(v) if v.isascii() and v.isdigit() else None
+            vid = by_name.get(v, as_id if as_id in versions else None)
             if vid is None:
                 raise FilterError(f"unknown model version {v!r}")
             version_ids.append(vid)

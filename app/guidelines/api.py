@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.guidelines import service
+from app.ops.errors import API_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["guidelines"])
+router = APIRouter(prefix="/api/v1", tags=["guidelines"], responses=API_ERRORS)
 
 
 class GuidelinesIn(BaseModel):

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import Admin, SessionDep
-from app.labeled_import import parsers, service
+from app.labeled_import import service
+from app.ops import offload
+from app.ops.errors import API_ERRORS, PlainText, err
+from app.prompts.api import accepted, refused
 from app.prompts.parsing import FileErrors
 
-router = APIRouter(prefix="/api/v1/import", tags=["import"])
+router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERRORS)
 
 
 @router.post(
     "/preferences",
     status_code=201,
-    responses={422: {"description": "line-numbered errors; nothing imported"}},
+    responses={
+        422: err("line-numbered `errors`; nothing imported"),
+        503: err("the import's helper process died (out of memory?); nothing imported"),
+    },
     openapi_extra={
         "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
     },
@@ -26,23 +32,21 @@ async def import_preferences(
     request: Request,
     session: SessionDep,
     _: Admin,
-    source: str = Query(min_length=1, max_length=200),
+    source: Annotated[PlainText, Query(min_length=1, max_length=200)],
     format: Literal["auto", "hf", "oasst"] = "auto",
+    skip_invalid: bool = Query(False, description="import the good lines, list the bad ones"),
 ) -> JSONResponse:
     """Import a JSONL file of HF preference rows or OpenAssistant trees as source judgments."""
     data = await request.body()
+    await session.commit()  # parsed and written in the helper process (app.ops.offload)
     try:
-        fmt, records = parsers.parse(data, format)
-    except FileErrors as e:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "detail": "file rejected; nothing was imported",
-                "errors": [{"line": n, "message": m} for n, m in e.errors[:1000]],
-            },
+        result = await offload.run(
+            request.app, service.import_file, data, source, format, skip_invalid
         )
-    try:
-        summary = await session.run_sync(service.import_preferences, records, source, fmt)
+    except FileErrors as e:
+        return refused(e)
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
-    return JSONResponse(status_code=201, content=summary.__dict__)
+    except offload.HelperDied as e:
+        raise HTTPException(503, str(e)) from None
+    return accepted(result.summary, result.rejects)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from app.prompts.cli import SKIP_HELP
+
 
 def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     from app.cli import console, fail, read_input
@@ -18,20 +20,29 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         source: Annotated[
             str | None, typer.Option(help="name the judgments are attributed to (default: file)")
         ] = None,
+        skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
         """Import already-labeled preferences (HF chosen/rejected rows or OpenAssistant trees)."""
         from app.db import session_scope
         from app.labeled_import import parsers, service
+        from app.prompts.cli import report_rejects, show_errors
         from app.prompts.parsing import FileErrors
 
         data = read_input(file)
-        name = source or file.stem
+        try:
+            name = service.check_source(source or file.stem)
+        except ValueError as e:
+            fail(str(e))
         with console.status(f"validating {file} ..."):
             try:
-                fmt, records = parsers.parse(data, format)
+                fmt, records, rejects = parsers.parse_all(data, format)
+                if skip_invalid:
+                    report_rejects(file, rejects)
+                    if not records:
+                        fail(f"no line of {file} can be imported; nothing was imported")
+                parsers.accept(records, rejects, skip_invalid)
             except FileErrors as e:
-                for line, msg in e.errors[:200]:
-                    console.print(f"{file}:{line}: {msg}", highlight=False, markup=False)
+                show_errors(file, e.errors)
                 fail(f"{len(e.errors)} error(s) in {file}; nothing was imported")
         with console.status(f"writing {len(records)} ranked comparisons ..."):
             try:

@@ -124,9 +124,8 @@ def parse_row(line: int, obj: Any, occurrence: dict[str, int]) -> LabeledRecord:
         c_text, r_text = _reply(c_msgs[n:], "chosen"), _reply(r_msgs[n:], "rejected")
     if messages and messages[-1]["role"] == "assistant":
         raise RecordError("the prompt must not end with an assistant message")
+    # an empty reply is data (the model said nothing, and that was preferred or rejected)
     c_text, r_text = c_text.strip(), r_text.strip()
-    if not c_text or not r_text:
-        raise RecordError("'chosen' and 'rejected' replies must not be empty")
     if c_text == r_text:
         raise RecordError("'chosen' and 'rejected' are the same reply")
     key = content_id(["hf", messages, c_text, r_text])

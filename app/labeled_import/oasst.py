@@ -2,8 +2,8 @@
 
 The prompt is the conversation down to that parent (prompter -> user, assistant -> assistant);
 the ranked replies are the candidates and their sibling `rank` (0 = best) the K-wise ranking.
-Deleted or empty replies are left out; a reply repeating a better-ranked sibling's text is
-dropped (a task's candidates must differ).
+Deleted replies are left out (an empty but ranked reply is kept: saying nothing was ranked too);
+a reply repeating a better-ranked sibling's text is dropped (a task's candidates must differ).
 """
 
 from __future__ import annotations
@@ -34,10 +34,7 @@ def _task(node: dict[str, Any], path: list[dict[str, str]], tree_id: str) -> Lab
         (
             r
             for r in node.get("replies", [])
-            if r["role"] == "assistant"
-            and r.get("rank") is not None
-            and not r.get("deleted")
-            and r["text"].strip()
+            if r["role"] == "assistant" and r.get("rank") is not None and not r.get("deleted")
         ),
         key=lambda r: r["rank"],
     )

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from app.labeled_import import hf, oasst
 from app.labeled_import.records import LabeledRecord, jsonl_objects, parse_lines
-from app.prompts.parsing import FileErrors
+from app.prompts.parsing import FileErrors, Reject
 
 Format = Literal["auto", "hf", "oasst"]
 FORMATS = ("auto", "hf", "oasst")
@@ -25,17 +25,19 @@ def detect(obj: Any) -> str | None:
     return None
 
 
-def parse(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord]]:
-    """Validate a whole JSONL file; returns the format used and its records (or FileErrors)."""
+def parse_all(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord], list[Reject]]:
+    """The format used, every record, and every rejected line; FileErrors for the whole file
+    (unknown format, no lines)."""
     if fmt not in FORMATS:
         raise FileErrors([(0, f"unknown format {fmt!r}; use auto, hf or oasst")])
-    objects = list(jsonl_objects(data))
+    objects = jsonl_objects(data)
     if not objects:
         raise FileErrors([(0, "the file holds no records")])
     if fmt == "auto":
-        line, first = objects[0]
-        found = detect(first)
+        first = next(((n, obj) for n, obj, _, err in objects if err is None), None)
+        found = detect(first[1]) if first else None
         if found is None:
+            line = first[0] if first else objects[0][0]
             raise FileErrors(
                 [(line, "cannot tell the format: expected an OpenAssistant tree "
                         "('message_tree_id', 'prompt' with 'replies') or a row with "
@@ -43,10 +45,26 @@ def parse(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord]]:
             )  # fmt: skip
         fmt = found
     if fmt == "oasst":
-        records = parse_lines(objects, oasst.parse_tree)
+        records, rejects = parse_lines(objects, oasst.parse_tree)
     else:
         seen: dict[str, int] = {}
-        records = parse_lines(objects, lambda n, obj: [hf.parse_row(n, obj, seen)])
+        records, rejects = parse_lines(objects, lambda n, obj: [hf.parse_row(n, obj, seen)])
+    return fmt, records, rejects
+
+
+def accept(records: list[LabeledRecord], rejects: list[Reject], skip_invalid: bool) -> None:
+    """All or nothing unless skip_invalid; a file without one ranked comparison is refused."""
+    if rejects and not skip_invalid:
+        raise FileErrors([(r.line, r.message) for r in rejects])
     if not records:
-        raise FileErrors([(0, "the file holds no ranked comparisons (nothing to import)")])
+        errors = [(r.line, r.message) for r in rejects]
+        raise FileErrors(
+            errors or [(0, "the file holds no ranked comparisons (nothing to import)")]
+        )
+
+
+def parse(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord]]:
+    """Validate a whole JSONL file; returns the format used and its records (or FileErrors)."""
+    fmt, records, rejects = parse_all(data, fmt)
+    accept(records, rejects, skip_invalid=False)
     return fmt, records

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.prompts.parsing import FileErrors, text_line
+from app.prompts.parsing import Reject, jsonl_lines
 
 
 class RecordError(ValueError):
@@ -35,35 +35,36 @@ def content_id(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def jsonl_objects(data: bytes) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each non-blank line; raises FileErrors on bad JSON/UTF-8."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise FileErrors([(text_line(data, e.start), "file is not valid UTF-8")]) from None
-    errors = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            yield n, json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append((n, f"invalid JSON: {e.msg} at column {e.colno}"))
-    if errors:
-        raise FileErrors(errors)
+def jsonl_objects(data: bytes) -> list[tuple[int, Any, str, str | None]]:
+    """(line number, parsed object or None, raw line, error or None) for each non-blank line."""
+    return [(n, obj, raw, err) for n, raw, obj, err in jsonl_lines(data)]
+
+
+def _check_text(record: LabeledRecord) -> None:
+    texts = [m["content"] for m in record.messages] + record.completions + record.tags
+    texts.append(record.external_id)
+    if any("\x00" in t for t in texts):
+        raise RecordError("text must not contain NUL (\\u0000) characters")
 
 
 def parse_lines(
-    objects: list[tuple[int, Any]], parse: Callable[[int, Any], list[LabeledRecord]]
-) -> list[LabeledRecord]:
-    """Run `parse` on every line, collecting every line's error; all or nothing."""
+    objects: list[tuple[int, Any, str, str | None]],
+    parse: Callable[[int, Any], list[LabeledRecord]],
+) -> tuple[list[LabeledRecord], list[Reject]]:
+    """Run `parse` on every well-formed line; every bad line becomes a Reject (with its text)."""
     records: list[LabeledRecord] = []
-    errors: list[tuple[int, str]] = []
-    for n, obj in objects:
+    rejects: list[Reject] = []
+    for n, obj, raw, err in objects:
+        if err is not None:
+            rejects.append(Reject(n, err, raw))
+            continue
         try:
-            records.extend(parse(n, obj))
+            parsed = parse(n, obj)
+            for record in parsed:
+                _check_text(record)
+            records.extend(parsed)
         except RecordError as e:
-            errors.append((n, str(e)))
-    if errors:
-        raise FileErrors(errors)
-    return records
+            rejects.append(Reject(n, str(e), raw))
+        except RecursionError:
+            rejects.append(Reject(n, "nested too deeply", raw))
+    return records, rejects

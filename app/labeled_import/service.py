@@ -7,15 +7,16 @@ required_judgments = their judgment count, so labelers are never offered them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.labeled_import import parsers
 from app.labeled_import.records import LabeledRecord
 from app.models import ComparisonTask, Completion, Judgment, TaskCandidate, TaskStatus
 from app.prompts import store
-from app.prompts.parsing import Record
+from app.prompts.parsing import Record, Reject
 
 CHUNK = 500
 
@@ -31,6 +32,38 @@ class PreferenceImportSummary:
     already_present: int = 0
 
 
+def check_source(source: str) -> str:
+    """The source name judgments are attributed to: 1-200 characters, no NUL."""
+    source = source.strip()
+    if not source or len(source) > 200:
+        raise ValueError("source name must be 1-200 characters")
+    if "\x00" in source:
+        raise ValueError("source name must not contain NUL (\\u0000) characters")
+    return source
+
+
+@dataclass
+class ImportResult:
+    format: str
+    summary: PreferenceImportSummary
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def import_file(
+    data: bytes, source: str, fmt: str = "auto", skip_invalid: bool = False
+) -> ImportResult:
+    """Parse and import a whole file in its own transaction (FileErrors or ValueError when
+    refused). Synchronous: the API runs it in a helper process (app.ops.offload)."""
+    from app.db import session_scope
+
+    source = check_source(source)
+    fmt, records, rejects = parsers.parse_all(data, fmt)
+    parsers.accept(records, rejects, skip_invalid)
+    with session_scope() as session:
+        summary = import_preferences(session, records, source, fmt)
+    return ImportResult(fmt, summary, rejects)
+
+
 def _chunks(items: list[int]) -> list[list[int]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
@@ -39,9 +72,7 @@ def import_preferences(
     session: Session, records: list[LabeledRecord], source: str, fmt: str
 ) -> PreferenceImportSummary:
     """Write every record in the session's transaction (flush only; the caller commits)."""
-    source = source.strip()
-    if not source or len(source) > 200:
-        raise ValueError("source name must be 1-200 characters")
+    source = check_source(source)
     summary = PreferenceImportSummary(format=fmt, source=source, records=len(records))
     prompt_records = [
         Record(

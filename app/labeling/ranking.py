@@ -4,6 +4,8 @@ statement, whose verdict `message` turns into the same clear 4xx text."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from app.labeling.schemas import JudgmentIn
 
 
@@ -43,6 +45,9 @@ def check(body: JudgmentIn, criteria: list[str], flags: list[str]) -> list[int] 
     unknown = [f for f in body.flags if f not in flags]
     if unknown:
         raise InvalidJudgment(f"unknown flag(s) {unknown}; known: {', '.join(flags)}")
+    repeated = sorted(f for f, n in Counter(body.flags).items() if n > 1)
+    if repeated:  # a flag counted twice would skew flag statistics and export filters
+        raise InvalidJudgment(f"flag(s) given more than once: {repeated}")
     return flat
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.ops.errors import PlainText
+from app.ops.errors import ErrorOut, PlainText
 
 Message = dict[str, str]
 
@@ -64,7 +64,9 @@ class SubmitOut(JudgmentOut):
     )
 
 
-class ConflictOut(BaseModel):
+class ConflictOut(ErrorOut):
+    """ErrorOut (the one 4xx shape) plus the next task."""
+
     detail: str
     next: TaskOut | None = Field(
         None, description="only with ?next=1: the next task, so the labeler can move on"

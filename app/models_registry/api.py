@@ -11,8 +11,9 @@ from app.auth.deps import Admin, AnyUser, SessionDep
 from app.models import ModelKind, Role
 from app.models_registry import service
 from app.models_registry.schemas import ModelVersionList, ModelVersionRead
+from app.ops.errors import API_ERRORS
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"])
+router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=API_ERRORS)
 
 
 @router.get("")

@@ -84,8 +84,9 @@ def set_status(
 
 def get_version(session: Session, ref: int | str) -> ModelVersion:
     """A version by id or by version name."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        mv = session.get(ModelVersion, int(ref))
+    as_id = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
+    if as_id is not None:  # ids are int4: a larger number cannot be one (and overflows the query)
+        mv = session.get(ModelVersion, as_id) if 1 <= as_id < 2**31 else None
         if mv is None and isinstance(ref, str):
             mv = session.scalar(select(ModelVersion).where(ModelVersion.version == ref))
     else:

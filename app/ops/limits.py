@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.ops.errors import error_body
+
 
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, default: int, large: int, large_prefixes: tuple[str, ...]):
@@ -29,7 +31,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                await _reject(send, limit)
+                await _reject(send, limit, scope["path"])
                 return
         seen = 0
         rejected = False
@@ -45,7 +47,7 @@ class BodyLimitMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     rejected = True
-                    await _reject(send, limit)
+                    await _reject(send, limit, scope["path"])
                     return {"type": "http.disconnect"}
             return message
 
@@ -60,8 +62,8 @@ class BodyLimitMiddleware:
                 raise
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
+async def _reject(send: Send, limit: int, path: str) -> None:
+    body = json.dumps(error_body(f"request body larger than {limit} bytes", 413, path)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from app.auth.deps import Admin, SessionDep
-from app.config import get_settings
-from app.ops.errors import API_ERRORS
-from app.prompts import parsing, store
+from app.ops import offload
+from app.ops.errors import API_ERRORS, err
+from app.prompts import service
+from app.prompts.parsing import FileErrors, Reject
 
 router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERRORS)
 
+MAX_LISTED = 1000  # line errors listed in one answer
 
-async def _body(request: Request) -> tuple[bytes, str]:
+
+async def read_upload(request: Request) -> tuple[bytes, str]:
+    """The file: a multipart `file` field, or the raw body (CSV if the content type says so)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form()
@@ -27,18 +30,30 @@ async def _body(request: Request) -> tuple[bytes, str]:
     return await request.body(), "upload.csv" if "csv" in ctype else "upload.jsonl"
 
 
-def _run(session: Session, data: bytes, kind: str, fmt: str, name: str, required: int | None):
-    records = parsing.parse(data, kind, fmt, name)  # type: ignore[arg-type]
-    if kind == "prompts":
-        return store.import_prompts(session, records)
-    default = required or get_settings().default_required_judgments
-    return store.import_comparisons(session, records, default)[0]
+def refused(e: FileErrors) -> JSONResponse:
+    """422 naming every bad line (the first MAX_LISTED); nothing was imported."""
+    errors = [{"line": n, "message": m} for n, m in e.errors[:MAX_LISTED]]
+    detail = "file rejected; nothing was imported"
+    if len(e.errors) > MAX_LISTED:
+        detail += f" ({len(e.errors)} errors, the first {MAX_LISTED} listed)"
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
+def accepted(summary: Any, rejects: list[Reject]) -> JSONResponse:
+    """201 with the summary and, with skip_invalid, the lines left out."""
+    body = dict(summary.__dict__)
+    body["rejected"] = len(rejects)
+    body["rejects"] = [{"line": r.line, "message": r.message} for r in rejects[:MAX_LISTED]]
+    return JSONResponse(status_code=201, content=body)
 
 
 @router.post(
     "/{kind}",
     status_code=201,
-    responses={422: {"description": "line-numbered errors; nothing imported"}},
+    responses={
+        422: err("line-numbered `errors`; nothing imported"),
+        503: err("the import's helper process died (out of memory?); nothing imported"),
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -55,16 +70,26 @@ async def import_file(
     _: Admin,
     format: Literal["auto", "jsonl", "csv"] = "auto",
     required_judgments: int | None = Query(None, ge=1, le=100),
+    skip_invalid: bool = Query(False, description="import the good lines, list the bad ones"),
 ) -> JSONResponse:
-    data, name = await _body(request)
+    """Import a JSONL or CSV file whole (or, with skip_invalid, its good lines)."""
+    data, name = await read_upload(request)
+    # parsing and writing run in the helper process, in their own transaction: the event loop
+    # stays free, and this request holds no database lock meanwhile
+    await session.commit()
     try:
-        summary = await session.run_sync(_run, data, kind, format, name, required_judgments)
-    except parsing.FileErrors as e:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "detail": "file rejected; nothing was imported",
-                "errors": [{"line": n, "message": m} for n, m in e.errors[:1000]],
-            },
+        result = await offload.run(
+            request.app,
+            service.import_file,
+            data,
+            kind,
+            format,
+            name,
+            required_judgments,
+            skip_invalid,
         )
-    return JSONResponse(status_code=201, content=summary.__dict__)
+    except FileErrors as e:
+        return refused(e)
+    except offload.HelperDied as e:
+        raise HTTPException(503, str(e)) from None
+    return accepted(result.summary, result.rejects)

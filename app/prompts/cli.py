@@ -7,30 +7,54 @@ from typing import Annotated
 
 import typer
 
+SKIP_HELP = "import the good lines; write the bad ones to FILE.rejects.jsonl with line and reason"
+
+
+def report_rejects(file: Path, rejects: list) -> None:  # type: ignore[type-arg]
+    """Print the first rejected lines and write them all to FILE.rejects.jsonl."""
+    from app.cli import console
+    from app.prompts.parsing import rejects_path, write_rejects
+
+    if not rejects:
+        return
+    path = rejects_path(str(file))
+    write_rejects(path, rejects)
+    for r in rejects[:20]:
+        console.print(f"{file}:{r.line}: skipped: {r.message}", highlight=False, markup=False)
+    console.print(f"{len(rejects)} line(s) skipped, written to {path}", highlight=False)
+
+
+def show_errors(file: Path, errors: list[tuple[int, str]]) -> None:
+    from app.cli import console
+
+    for line, msg in errors[:200]:
+        console.print(f"{file}:{line}: {msg}", highlight=False, markup=False)
+    if len(errors) > 200:
+        console.print(f"... and {len(errors) - 200} more", highlight=False)
+
 
 def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     from app.cli import console, fail, read_input
 
-    def _import(kind: str, file: Path, fmt: str, required: int | None) -> None:
-        from app.config import get_settings
+    def _import(kind: str, file: Path, fmt: str, required: int | None, skip: bool) -> None:
         from app.db import session_scope
-        from app.prompts import parsing, store
+        from app.prompts import parsing, service
 
         data = read_input(file)
         with console.status(f"validating {file} ..."):
             try:
-                records = parsing.parse(data, kind, fmt, str(file))  # type: ignore[arg-type]
+                records, rejects = parsing.parse_all(data, kind, fmt, str(file))  # type: ignore[arg-type]
+                if skip:
+                    report_rejects(file, rejects)
+                    if not records:
+                        fail(f"no line of {file} can be imported; nothing was imported")
+                service.accept(records, rejects, skip)
             except parsing.FileErrors as e:
-                for line, msg in e.errors[:200]:
-                    console.print(f"{file}:{line}: {msg}", highlight=False, markup=False)
+                show_errors(file, e.errors)
                 fail(f"{len(e.errors)} error(s) in {file}; nothing was imported")
         with console.status(f"writing {len(records)} records ..."):
             with session_scope() as session:
-                if kind == "prompts":
-                    summary = store.import_prompts(session, records)
-                else:
-                    default = required or get_settings().default_required_judgments
-                    summary, _ = store.import_comparisons(session, records, default)
+                summary = service.write(session, kind, records, required)  # type: ignore[arg-type]
         console.print(
             f"{summary.records} records: {summary.prompts_created} prompts, "
             f"{summary.completions_created} completions, {summary.tasks_created} tasks created, "
@@ -43,15 +67,17 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     def import_prompts(
         file: Path,
         format: Annotated[str, typer.Option(help="auto | jsonl | csv")] = "auto",
+        skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
         """Import prompts that need candidates (JSONL or CSV)."""
-        _import("prompts", file, format, None)
+        _import("prompts", file, format, None, skip_invalid)
 
     @imp.command("comparisons")
     def import_comparisons(
         file: Path,
         format: Annotated[str, typer.Option(help="auto | jsonl | csv")] = "auto",
         required_judgments: Annotated[int | None, typer.Option(min=1, max=100)] = None,
+        skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
         """Import pre-generated comparisons (a prompt plus K >= 2 completions)."""
-        _import("comparisons", file, format, required_judgments)
+        _import("comparisons", file, format, required_judgments, skip_invalid)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,6 +84,9 @@ class FileErrors(ValueError):
         more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
         super().__init__(f"{len(errors)} error(s); nothing was imported\n{shown}{more}")
 
+    def __reduce__(self) -> tuple[type[FileErrors], tuple[list[tuple[int, str]]]]:
+        return FileErrors, (self.errors,)  # imports run in a helper process (app.ops.offload)
+
 
 def _message(e: ValidationError) -> str:
     parts = []
@@ -116,33 +119,93 @@ def _to_record(line: int, obj: Any, kind: str) -> Record:
     return rec
 
 
-def _jsonl_objects(text: str) -> Iterable[tuple[int, Any, str | None]]:
-    for n, raw in enumerate(text.splitlines(), start=1):
+@dataclass
+class Reject:
+    """A line left out by --skip-invalid: its number, why, and its original content."""
+
+    line: int
+    message: str
+    content: str | dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "reason": self.message}
+        if isinstance(self.content, str):
+            out["text"] = self.content
+        elif self.content is not None:
+            out["row"] = self.content
+        return out
+
+
+def jsonl_lines(data: bytes) -> Iterator[tuple[int, str, Any, str | None]]:
+    """(line number, raw text, parsed object or None, error or None) for each non-blank line.
+
+    Lines are split on "\n" only: U+2028, U+0085 and other characters that str.splitlines()
+    treats as breaks are legal inside JSON strings. Each line is decoded on its own, so a bad
+    byte spoils one line, not the file."""
+    lines = io.BytesIO(data)  # iterates on b"\n" without a second copy of a 200 MB file
+    if data.startswith(b"\xef\xbb\xbf"):
+        lines.seek(3)
+    for n, raw_bytes in enumerate(lines, start=1):
+        try:
+            raw = raw_bytes.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError as e:
+            text = raw_bytes.decode("utf-8", "replace").removesuffix("\n")
+            yield n, text, None, f"not valid UTF-8 (byte {e.start + 1} of the line)"
+            continue
         if not raw.strip():
             continue
         try:
-            yield n, json.loads(raw), None
+            yield n, raw, json.loads(raw), None
         except json.JSONDecodeError as e:
-            yield n, None, f"invalid JSON: {e.msg} at column {e.colno}"
+            yield n, raw, None, f"invalid JSON: {e.msg} at column {e.colno}"
+        except RecursionError:
+            yield n, raw, None, "invalid JSON: nested too deeply"
 
 
-def _csv_objects(text: str, kind: str) -> Iterable[tuple[int, Any, str | None]]:
+def _jsonl_objects(data: bytes) -> Iterable[tuple[int, Any, str | None, Any]]:
+    for n, raw, obj, err in jsonl_lines(data):
+        yield n, obj, err, raw
+
+
+# a CSV field may be as long as the largest import (csv refuses fields over 128 KB by default)
+csv.field_size_limit(2**31 - 1)
+
+
+def _completion_order(col: str) -> int | None:
+    """N of a completion_N column (None when N is not a number; "²".isdigit() is True)."""
+    suffix = col.split("_", 1)[1]
+    return int(suffix) if suffix.isascii() and suffix.isdigit() else None
+
+
+def _csv_objects(text: str, kind: str) -> Iterable[tuple[int, Any, str | None, Any]]:
+    """Rows as objects; a bad header raises FileErrors (nothing can be read without it)."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    cols = reader.fieldnames or []
+    try:
+        cols = reader.fieldnames or []
+    except csv.Error as e:
+        raise FileErrors([(1, f"CSV header: {e}")]) from None
     if "prompt" not in cols:
-        yield 1, None, "CSV header must have a 'prompt' column"
-        return
+        raise FileErrors([(1, "CSV header must have a 'prompt' column")])
+    odd = [c for c in cols if c.startswith("completion_") and _completion_order(c) is None]
+    if odd:
+        message = f"CSV header: column {odd[0]!r} must be completion_N (N = 1, 2, ...)"
+        raise FileErrors([(1, message)])
     comp_cols = sorted(
-        (c for c in cols if c.startswith("completion_")),
-        key=lambda c: int(c.split("_", 1)[1]) if c.split("_", 1)[1].isdigit() else 10**6,
+        (c for c in cols if c.startswith("completion_")), key=lambda c: _completion_order(c) or 0
     )
     if kind == "comparisons" and len(comp_cols) < 2:
-        yield 1, None, "CSV header needs columns completion_1 ... completion_K (K >= 2)"
-        return
-    for row in reader:
+        raise FileErrors([(1, "CSV header needs columns completion_1 ... completion_K (K >= 2)")])
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # the reader cannot go on after this: the rest is one error
+            yield reader.line_num, None, f"CSV: {e}", None
+            return
         n = reader.line_num
         if None in row:
-            yield n, None, "more fields than the header has"
+            yield n, None, "more fields than the header has", row[None]
             continue
         obj: dict[str, Any] = {"prompt": row["prompt"] or ""}
         if row.get("tags"):
@@ -153,38 +216,50 @@ def _csv_objects(text: str, kind: str) -> Iterable[tuple[int, Any, str | None]]:
                 try:
                     obj["required_judgments"] = int(row["required_judgments"])
                 except ValueError:
-                    yield n, None, "required_judgments must be a whole number"
+                    yield n, None, "required_judgments must be a whole number", dict(row)
                     continue
-        yield n, obj, None
+        yield n, obj, None, dict(row)
+
+
+def parse_all(
+    data: bytes, kind: Literal["prompts", "comparisons"], fmt: str = "auto", filename: str = ""
+) -> tuple[list[Record], list[Reject]]:
+    """Every good record and every rejected line of a file. Problems with the file as a whole
+    (not UTF-8 CSV, no header, unknown format) raise FileErrors."""
+    if fmt == "auto":
+        fmt = "csv" if filename.lower().endswith(".csv") else "jsonl"
+    if fmt not in ("jsonl", "csv"):
+        raise FileErrors([(0, f"unknown format {fmt!r}; use jsonl or csv")])
+    if fmt == "csv":
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise FileErrors([(text_line(data, e.start), "file is not valid UTF-8")]) from None
+        objects = _csv_objects(text, kind)
+    else:
+        objects = _jsonl_objects(data)
+    records: list[Record] = []
+    rejects: list[Reject] = []
+    for n, obj, err, content in objects:
+        if err:
+            rejects.append(Reject(n, err, content))
+            continue
+        try:
+            records.append(_to_record(n, obj, kind))
+        except ValidationError as e:
+            rejects.append(Reject(n, _message(e), content))
+        except ValueError as e:
+            rejects.append(Reject(n, str(e), content))
+    return records, rejects
 
 
 def parse(
     data: bytes, kind: Literal["prompts", "comparisons"], fmt: str = "auto", filename: str = ""
 ) -> list[Record]:
     """Validate a whole file; raise FileErrors listing every bad line."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise FileErrors([(text_line(data, e.start), "file is not valid UTF-8")]) from None
-    if fmt == "auto":
-        fmt = "csv" if filename.lower().endswith(".csv") else "jsonl"
-    if fmt not in ("jsonl", "csv"):
-        raise FileErrors([(0, f"unknown format {fmt!r}; use jsonl or csv")])
-    objects = _jsonl_objects(text) if fmt == "jsonl" else _csv_objects(text, kind)
-    records: list[Record] = []
-    errors: list[tuple[int, str]] = []
-    for n, obj, err in objects:
-        if err:
-            errors.append((n, err))
-            continue
-        try:
-            records.append(_to_record(n, obj, kind))
-        except ValidationError as e:
-            errors.append((n, _message(e)))
-        except ValueError as e:
-            errors.append((n, str(e)))
-    if errors:
-        raise FileErrors(errors)
+    records, rejects = parse_all(data, kind, fmt, filename)
+    if rejects:
+        raise FileErrors([(r.line, r.message) for r in rejects])
     if not records:
         raise FileErrors([(0, "the file holds no records")])
     return records
@@ -192,3 +267,15 @@ def parse(
 
 def text_line(data: bytes, offset: int) -> int:
     return data[:offset].count(b"\n") + 1
+
+
+def rejects_path(file: str) -> str:
+    """Where --skip-invalid writes the lines it left out: FILE.rejects.jsonl."""
+    return ("import" if file in ("", "-") else file) + ".rejects.jsonl"
+
+
+def write_rejects(path: str, rejects: list[Reject]) -> None:
+    """One JSON object per rejected line: {"line", "reason", "text" (JSONL) or "row" (CSV)}."""
+    with open(path, "w", encoding="utf-8") as out:
+        for r in rejects:
+            out.write(json.dumps(r.as_json(), ensure_ascii=False) + "\n")

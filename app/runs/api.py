@@ -6,10 +6,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.auth.deps import Admin, SessionDep
 from app.models import RunKind, RunStatus
+from app.ops.errors import API_ERRORS
 from app.runs import service
 from app.runs.schemas import RunCreate, RunList, RunRead
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=API_ERRORS)
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 RunId = Path(ge=1, le=MAX_ID)

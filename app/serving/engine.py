@@ -120,8 +120,8 @@ class ServingEngine:
                 return await asyncio.shield(pending)
             except NoModel:
                 raise
-            except Exception as e:
-                raise NoModel(f"cannot load the active policy: {e}") from e
+            except Exception as e:  # the reason is logged (_done); clients get no internals
+                raise NoModel("cannot load the active policy; see the server log") from e
         if self.loaded is None:
             raise NoModel("no policy loaded")
         return self.loaded
@@ -132,7 +132,7 @@ class ServingEngine:
         exc = task.exception()
         if exc is not None:
             log.error("loading policy %s failed: %s", target.name, exc)
-            self._failed[target] = f"cannot load policy {target.name}: {exc}"
+            self._failed[target] = f"cannot load policy {target.name}; see the server log"
 
     def names(self) -> set[str]:
         """Model names a request may ask for: the alias, the loaded and the loading version."""

@@ -42,11 +42,12 @@ class ChatRequest(BaseModel):
 
     model: str = Field("", max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
-    max_tokens: int | None = Field(None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    # the server's own caps (PREFLOOP_SERVING_MAX_TOKENS, _MAX_N) answer 400 with the limit
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
-    n: int = Field(1, ge=1, le=8)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="a 64-bit integer")
+    n: int = Field(1, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -19,7 +19,15 @@ from tests.factories import auth, make_user
 _discover()
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
-OASST = ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl"
+# ../shared/data beside the checkout (or beside the worktrees' folder)
+OASST = next(
+    (
+        p / "shared" / "data" / "oasst_en_100_tree.jsonl"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "data" / "oasst_en_100_tree.jsonl").is_file()
+    ),
+    ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl",
+)
 HH = "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: Name a color."
 
 
@@ -88,7 +96,8 @@ def test_malformed_file_rejected_whole_with_line_numbers(tmp_path: Path) -> None
     f.write_text(data)
     with pytest.raises(FileErrors) as e:
         parsers.parse(f.read_bytes(), "hf")
-    assert [n for n, _ in e.value.errors] == [2]  # JSON errors are reported before row checks
+    assert [n for n, _ in e.value.errors] == [2, 4, 5, 6]  # every bad line at once
+    assert "invalid JSON" in e.value.errors[0][1]
     f.write_text(data.replace("{not json\n", ""))
     with pytest.raises(FileErrors) as e:
         parsers.parse(f.read_bytes(), "hf")
@@ -169,3 +178,48 @@ def test_oasst_trees_become_kwise_rankings(tmp_path: Path) -> None:
     r = runner.invoke(root, ["import", "preferences", str(OASST), "--source", "oasst"])
     assert r.exit_code == 0 and f"0 judgments created, {judgments} already present" in r.output
     assert counts() == (tasks, judgments)
+
+
+def test_empty_final_replies_are_data(client) -> None:  # type: ignore[no-untyped-def]
+    """Public preference sets (HH-RLHF among them) hold rows whose chosen or rejected reply is
+    empty: the model said nothing. Those rows import; only identical replies are refused."""
+    fmt, recs = parsers.parse(
+        jsonl(
+            {"chosen": HH + "\n\nAssistant:", "rejected": HH + "\n\nAssistant: No."},
+            {"prompt": "Say nothing", "chosen": "", "rejected": "Something"},
+            {"chosen": [user("hi"), bot("hello")], "rejected": [user("hi"), bot("")]},
+        )
+    )
+    assert fmt == "hf"
+    assert [r.completions for r in recs] == [["", "No."], ["", "Something"], ["hello", ""]]
+    assert recs[0].messages[-1] == {"role": "user", "content": "Name a color."}
+    with pytest.raises(FileErrors) as e:
+        parsers.parse(jsonl({"prompt": "q", "chosen": " ", "rejected": ""}))
+    assert "same reply" in e.value.errors[0][1]
+    admin = auth(make_user("root", "admin"))
+    data = jsonl({"prompt": "Say nothing", "chosen": "", "rejected": "Something"})
+    r = client.post("/api/v1/import/preferences?source=hh", content=data, headers=admin)
+    assert r.status_code == 201 and r.json()["judgments_created"] == 1, r.text
+    with session_scope() as session:
+        assert sorted(c.text for c in session.scalars(select(Completion))) == ["", "Something"]
+
+
+def test_skip_invalid_imports_good_rows_and_writes_rejects(tmp_path: Path) -> None:
+    f = tmp_path / "prefs.jsonl"
+    f.write_bytes(
+        jsonl(
+            {"prompt": "q1", "chosen": "a", "rejected": "b"},
+            {"prompt": "q2", "chosen": "same", "rejected": "same"},
+            {"prompt": "q3", "chosen": "c", "rejected": "d"},
+        )
+        + b"[[[\n"
+    )
+    r = runner.invoke(root, ["import", "preferences", str(f), "--source", "x"])
+    assert r.exit_code == 1 and "nothing was imported" in r.output and counts() == (0, 0)
+    r = runner.invoke(root, ["import", "preferences", str(f), "--source", "x", "--skip-invalid"])
+    assert r.exit_code == 0, r.output
+    assert "2 tasks and 2 judgments created" in r.output and "2 line(s) skipped" in r.output
+    rejects = (tmp_path / "prefs.jsonl.rejects.jsonl").read_text().splitlines()
+    assert [json.loads(x)["line"] for x in rejects] == [2, 4]
+    assert json.loads(rejects[1])["text"] == "[[["
+    assert counts() == (2, 2)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 
 from app.db import session_scope
-from app.models import ApiToken, Assignment, Judgment, Prompt, utcnow
+from app.models import ApiToken, Assignment, Judgment, ModelVersion, Prompt, utcnow
 from tests.factories import auth, make_tasks, make_user
 
 SUBMIT = "/api/v1/tasks/{}/judgments"
@@ -297,3 +298,151 @@ def test_bad_import_file_is_422_with_line_numbers_and_imports_nothing(client):
     assert 2 in lines and 3 in lines and 1 not in lines
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Prompt)) == 0
+
+
+# --- inputs that gave 500s (issue 11, point 7) --------------------------------------------------
+
+
+def test_v1_seed_beyond_64_bits_is_422(client):
+    lab = make_user("lab")
+    body = {"messages": [{"role": "user", "content": "hi"}], "seed": 2**70}
+    r = client.post("/v1/chat/completions", json=body, headers=auth(lab))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "seed", r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_export_filter_with_a_non_ascii_digit_is_422(client):
+    rita = auth(make_user("rita", "researcher"))
+    for path in ("/api/v1/exports/preview", "/api/v1/exports/preferences"):
+        r = client.get(path, params={"model_version": "²"}, headers=rita)
+        assert r.status_code == 422 and "unknown model version" in r.json()["detail"], r.text
+    r = client.get("/research", params={"model_version": "²", "preview": 1}, headers=rita)
+    assert r.status_code == 422 and "unknown model version" in r.text
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"prompt": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_import_line_nested_50000_levels_is_a_line_numbered_422(client):
+    admin = auth(make_user("root", "admin"))
+    ndjson = {**admin, "content-type": "application/x-ndjson"}
+    body = b'{"prompt": "fine"}\n' + _nested(50_000) + b"\n"
+    r = client.post("/api/v1/import/prompts", content=body, headers=ndjson)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"line": 2, "message": "invalid JSON: nested too deeply"}]
+    rows = b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n' + _nested(50_000) + b"\n"
+    r = client.post("/api/v1/import/preferences?source=s", content=rows, headers=ndjson)
+    assert r.status_code == 422 and r.json()["errors"][0]["line"] == 2, r.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Prompt)) == 0
+
+
+def test_csv_header_completion_superscript_and_long_fields(client):
+    admin = auth(make_user("root", "admin"))
+    csv_type = {**admin, "content-type": "text/csv"}
+    bad = "prompt,completion_1,completion_²\nq,a,b\n".encode()
+    r = client.post("/api/v1/import/comparisons", content=bad, headers=csv_type)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["line"] == 1 and "completion_N" in r.json()["errors"][0]["message"]
+    long_text = "x" * 200_000  # csv's own field limit is 128 KB; a long prompt is legitimate
+    good = f'prompt,completion_1,completion_2\n"{long_text}",a,b\n'.encode()
+    r = client.post("/api/v1/import/comparisons", content=good, headers=csv_type)
+    assert r.status_code == 201 and r.json()["tasks_created"] == 1, r.text
+    with session_scope() as s:
+        assert s.scalar(select(Prompt.messages))[0]["content"] == long_text
+
+
+def test_admin_ids_beyond_int4_are_422(client):
+    admin = auth(make_user("root", "admin"))
+    huge = "99999999999999999999"
+    assert client.get(f"/admin/runs/{huge}", headers=admin).status_code == 422
+    assert client.get("/admin/runs/2147483648", headers=admin).status_code == 422
+    assert client.get("/admin/runs/2147483647", headers=admin).status_code == 404
+    for path in (f"/admin/runs/{huge}/cancel", f"/admin/models/{huge}/activate"):
+        assert client.post(path, data={"csrf_token": "x"}, headers=admin).status_code == 422
+
+
+def test_nul_in_the_login_name_is_422(client):
+    make_user("alice")
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = client.post(
+        "/login",
+        data={"name": "ali\u0000ce", "password": "password123", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422 and "NUL" in r.text
+    _login(client, "alice")  # the form still works
+
+
+def test_nul_in_an_import_source_is_422(client):
+    admin = auth(make_user("root", "admin"))
+    rows = b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
+    r = client.post(
+        "/api/v1/import/preferences",
+        params={"source": "hh\u0000x"},
+        content=rows,
+        headers={**admin, "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 422 and "NUL" in r.text
+    nul_row = b'{"prompt": "q", "chosen": "a\\u0000", "rejected": "b"}\n'
+    r = client.post(
+        "/api/v1/import/preferences?source=hh",
+        content=rows + nul_row,
+        headers={**admin, "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["line"] == 2, r.text
+    assert "NUL" in r.json()["errors"][0]["message"]
+
+
+def test_duplicate_flags_are_422(client):
+    alice = make_user("alice")
+    make_tasks(1)
+    task = _leased(client, alice)
+    r = client.post(
+        SUBMIT.format(task["task_id"]),
+        json={"choice": "a", "flags": ["toxic", "dangerous", "toxic"]},
+        headers=auth(alice),
+    )
+    assert r.status_code == 422 and "more than once" in r.json()["detail"], r.text
+    assert _judgments() == 0
+
+
+# --- no internals in error bodies (issue 11, point 11) -------------------------------------------
+
+
+def test_readyz_does_not_show_the_database_error(client):
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    working = client.app.state.engine
+    client.app.state.engine = create_async_engine(
+        "sqlite+aiosqlite:////nonexistent-prefloop-dir/secret-name.db"
+    )
+    try:
+        r = client.get("/readyz")
+    finally:
+        client.app.state.engine = working
+    assert r.status_code == 503
+    assert r.json() == {"status": "unavailable", "database": "unreachable"}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_v1_errors_do_not_show_exception_text(client, tiny_policy_dir):
+    from tests.workers.support import store_tiny
+
+    _, name = store_tiny(tiny_policy_dir)
+    with session_scope() as s:
+        path = s.scalar(select(ModelVersion.path).where(ModelVersion.version == name))
+    for weights in Path(path).glob("*.safetensors"):
+        weights.write_bytes(b"not weights")  # the active policy can no longer load
+    lab = make_user("lab")
+    r = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}]},
+        headers=auth(lab),
+    )
+    assert r.status_code == 404, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("cannot load") and message.endswith("; see the server log")
+    assert "header" not in r.text and "safetensors" not in r.text and path not in r.text

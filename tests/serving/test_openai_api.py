@@ -19,7 +19,9 @@ HELLO = [{"role": "user", "content": "Hello, how are you?"}]
 
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
-    s = LiveServer(env={"PREFLOOP_SERVING_RELOAD_SECONDS": "0.5"})
+    s = LiveServer(
+        env={"PREFLOOP_SERVING_RELOAD_SECONDS": "0.5", "PREFLOOP_SERVING_MAX_TOKENS": "64"}
+    )
     s.start()
     yield s
     s.stop()
@@ -59,6 +61,16 @@ def test_auth_and_bad_requests(server, tiny_policy_dir) -> None:  # type: ignore
     assert httpx.get(server.url + "/v1/models").status_code == 401
     with pytest.raises(openai.NotFoundError, match="not served here"):
         _client(server, token).chat.completions.create(model="gpt-4", messages=HELLO)
+    # the official client reads prefloop's errors: the cap, and validation (seed beyond 64 bits)
+    with pytest.raises(openai.BadRequestError, match="at most 64") as capped:
+        _client(server, token).chat.completions.create(
+            model="prefloop-policy", messages=HELLO, max_tokens=65
+        )
+    assert capped.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.UnprocessableEntityError):
+        _client(server, token).chat.completions.create(
+            model="prefloop-policy", messages=HELLO, seed=2**70
+        )
     r = httpx.post(
         server.url + "/v1/chat/completions",
         json={"messages": [], "max_tokens": 0},
