@@ -96,3 +96,22 @@ def test_queue_target_queues_generate_runs_for_existing_prompts(tiny_policy_dir)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(ComparisonTask)) == 3
         assert maybe_fill_queue(s, settings) is None  # target reached
+
+
+def test_generated_nul_bytes_are_stored_as_replacement_characters() -> None:
+    """A sampled NUL token (tiny or broken models emit one) must not fail the run on PostgreSQL."""
+    from workers.jobs.generate import select_prompts, write_task
+
+    ids = add_prompts(1)
+    with session_scope() as s:
+        rid = runs.create_run(s, "generate", {"prompts": 1}, None).id
+        (prompt,) = select_prompts(s, 1, ids, fresh=False)
+        tid = write_task(s, prompt, [("a\x00b", None, "v1"), ("c", None, "v1")], {}, 1, rid)
+    assert tid is not None
+    with session_scope() as s:
+        texts = s.scalars(
+            select(Completion.text)
+            .join(TaskCandidate, TaskCandidate.completion_id == Completion.id)
+            .where(TaskCandidate.task_id == tid)
+        ).all()
+    assert sorted(texts) == ["a\ufffdb", "c"]

@@ -127,7 +127,8 @@ def write_task(
     pid, phash, _messages, tags = prompt
     seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
-        text = text.strip()
+        # a model can emit a NUL byte token; PostgreSQL text cannot store it
+        text = text.replace("\x00", "\ufffd").strip()
         h = completion_hash(text, f"policy:{vname}")
         if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
             seen[h] = (text, vid, vname)
