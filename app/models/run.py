@@ -13,7 +13,8 @@ from app.models.base import Base, utcnow
 class RunKind(enum.StrEnum):
     generate = "generate"
     reward = "reward"
-    ppo = "ppo"
+    ppo = "ppo"  # accepted as an alias: stored as `policy` with params.algorithm "ppo"
+    policy = "policy"
 
 
 class RunStatus(enum.StrEnum):

@@ -36,10 +36,29 @@ def create_run(
         raise RunError(
             f"unknown run kind {kind!r}; expected one of {[k.value for k in RunKind]}"
         ) from e
-    run = Run(kind=kind, params=dict(params or {}), created_by_id=user_id, status=RunStatus.queued)
+    params = dict(params or {})
+    if kind in (RunKind.ppo, RunKind.policy):
+        kind, params = RunKind.policy, policy_params(kind, params)
+    run = Run(kind=kind, params=params, created_by_id=user_id, status=RunStatus.queued)
     session.add(run)
     session.flush()
     return run
+
+
+def policy_params(kind: RunKind, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate a policy run's params (`kind=ppo` is `policy` with algorithm ppo)."""
+    from ml.policy.params import PolicyParamError, parse_params
+
+    if kind == RunKind.ppo:
+        if params.get("algorithm", "ppo") != "ppo":
+            raise RunError("kind ppo is algorithm ppo; use kind policy for another algorithm")
+        params["algorithm"] = "ppo"
+    params.setdefault("algorithm", "ppo")
+    try:
+        parse_params(params)
+    except PolicyParamError as e:
+        raise RunError(f"invalid {params['algorithm']} params: {e}") from None
+    return params
 
 
 def get_run(session: Session, run_id: int) -> Run:

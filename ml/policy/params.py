@@ -41,9 +41,14 @@ class CommonParams(BaseModel):
     eval_samples_per_prompt: int = Field(
         4, ge=1, le=64, description="samples per held-out prompt, before and after"
     )
-    eval_max_new_tokens: int = Field(64, ge=1, le=4096, description="tokens per held-out sample")
-    eval_temperature: float = Field(
-        0.7, ge=0.0, le=5.0, description="held-out sampling temperature (0: greedy)"
+    eval_max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="tokens per held-out sample; blank: as in training (dpo: 64)",
+    )
+    eval_temperature: float | None = Field(
+        None, ge=0.0, le=5.0, description="held-out temperature (0: greedy); blank: as in training"
     )
     bootstrap_samples: int = Field(
         2000, ge=100, le=100_000, description="paired bootstrap resamples for the 95% interval"
@@ -201,6 +206,16 @@ MODELS: dict[str, type[CommonParams]] = {
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(PolicyParams)
 
 
+def eval_sampling(cfg: CommonParams) -> tuple[int, float]:
+    """(max new tokens, temperature) of the gate's held-out samples."""
+    tokens = getattr(cfg, "response_length", None) or getattr(cfg, "max_completion_length", 64)
+    temperature = getattr(cfg, "temperature", 0.7)
+    return (
+        cfg.eval_max_new_tokens if cfg.eval_max_new_tokens is not None else tokens,
+        cfg.eval_temperature if cfg.eval_temperature is not None else temperature,
+    )
+
+
 def _alias(data: Any, names: dict[str, str]) -> Any:
     if not isinstance(data, dict):
         return data
@@ -218,7 +233,7 @@ def parse_params(params: dict[str, Any] | None, default: str = "ppo") -> CommonP
     """Validate a run's params into its algorithm's model; PolicyParamError says what is wrong."""
     data = dict(params or {})
     algorithm = data.get("algorithm") or default
-    if algorithm not in MODELS:
+    if not isinstance(algorithm, str) or algorithm not in MODELS:
         raise PolicyParamError(
             f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}"
         )
