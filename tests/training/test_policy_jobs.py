@@ -62,6 +62,7 @@ def test_trains_passes_gate_is_served_and_rolls_back(algorithm, ready_reward, ac
     if algorithm == "dpo":
         assert m["pref_accuracy_after"] > m["pref_accuracy_before"] and m["pref_margin_low"] > 0
         assert m["pairs_train"] > 0 and m["pairs_eval"] > 0 and "margin" in m["curves"]
+        assert m["pairs_kwise"] == m["pairs_train"] + m["pairs_eval"]  # K=3 rankings
     else:
         assert "kl" in m["curves"] and "reward" in m["curves"]
     token = make_user("reader", "researcher")
