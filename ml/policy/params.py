@@ -17,6 +17,21 @@ ALGORITHMS: tuple[str, ...] = ("ppo", "rloo", "grpo", "dpo")
 ONLINE = frozenset({"ppo", "rloo", "grpo"})
 
 
+VersionName = Annotated[str, Field(min_length=1, max_length=200)]
+
+#: when to pick which algorithm (shown on the run form; docs/training.md says more)
+WHEN = {
+    "ppo": "Reward model + value model; the most knobs and the slowest step. TRL dropped it "
+    "after 1.12: keep for continuity.",
+    "rloo": "Reward model, no value model: several samples per prompt, leave-one-out baseline. "
+    "Cheaper than PPO per step; a good default with a trusted reward model.",
+    "grpo": "Like RLOO with group-normalised advantages; TRL's most developed online trainer. "
+    "beta > 0 keeps it near the reference.",
+    "dpo": "No reward model: learns straight from the majority-voted pairs. Cheapest; best when "
+    "labels are plentiful and the reward model is weak or missing.",
+}
+
+
 class PolicyParamError(ValueError):
     """Run parameters that cannot be used; the message says which and why."""
 
@@ -27,10 +42,10 @@ class CommonParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     algorithm: Algorithm = Field("ppo", description="ppo | rloo | grpo | dpo")
-    policy_version_id: int | str | None = Field(
+    policy_version_id: int | VersionName | None = Field(
         None, description="policy to start from (id or version name); blank: the active one"
     )
-    reward_version_id: int | str | None = Field(
+    reward_version_id: int | VersionName | None = Field(
         None, description="reward model (id or version name); blank: the newest ready one"
     )
     heldout_fraction: float = Field(

@@ -48,7 +48,9 @@ def _serve(token: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["rloo", "grpo", "dpo"])
-def test_trains_passes_gate_is_served_and_rolls_back(algorithm, ready_reward, active_tiny_policy):
+def test_trains_passes_gate_is_served_and_rolls_back(
+    algorithm, ready_reward, active_tiny_policy, client
+):
     seed_polite_preferences(n_prompts=32, tasks_per_prompt=1)
     run = run_job(RunKind.policy, {"algorithm": algorithm, **CONFIGS[algorithm], "kl_max": 1000})
     assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
@@ -80,6 +82,9 @@ def test_trains_passes_gate_is_served_and_rolls_back(algorithm, ready_reward, ac
     with session_scope() as s:
         assert s.get(ModelVersion, m["policy_version_new_id"]).status == ModelStatus.retired
     assert _serve(token) == old_name
+    # the run page shows the same gate card for every algorithm
+    html = client.get(f"/admin/runs/{run.id}", headers=auth(make_user("boss", "admin"))).text
+    assert 'id="gate"' in html and "95% CI" in html and "KL to reference" in html
 
 
 @pytest.mark.slow
