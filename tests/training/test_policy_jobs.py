@@ -17,6 +17,7 @@ from tests.training.synth import seed_polite_preferences
 GATE = {"heldout_fraction": 0.4, "max_heldout": 12, "eval_samples_per_prompt": 4, "seed": 0}
 GROUP = {"learning_rate": 1e-3, "steps": 12, "batch_size": 8, "num_generations": 4}
 CONFIGS = {
+    "ppo": {**GATE, "learning_rate": 1e-3, "steps": 8, "batch_size": 8, "response_length": 16},
     "rloo": {**GATE, **GROUP, "max_new_tokens": 16},
     "grpo": {**GATE, **GROUP, "max_new_tokens": 16},
     "dpo": {**GATE, "learning_rate": 1e-3, "batch_size": 8, "num_train_epochs": 2},
@@ -47,7 +48,7 @@ def _serve(token: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["rloo", "grpo", "dpo"])
+@pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo", "dpo"])
 def test_trains_passes_gate_is_served_and_rolls_back(
     algorithm, ready_reward, active_tiny_policy, client
 ):
