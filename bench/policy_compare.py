@@ -6,8 +6,9 @@ for the issue's SmolLM2 / 30-minutes-each comparison, which this 2-core machine 
 Synthetic preferences (polite replies beat rude ones). Reward model A is trained on one half of
 the pairs and is what ppo/rloo/grpo optimise; reward model B is trained on the disjoint other
 half and grades every result, so no method is graded by the model it optimised. Each algorithm
-runs in its own process (for its peak RSS): a 2-step calibration measures CPU seconds per step,
-then a run sized to the budget; the result is scored by the gate with reward model B (16
+runs in its own process (for its peak RSS): 2- and 10-step runs measure the marginal CPU seconds
+per step (model loading is a fixed cost outside the budget), then a run sized to the budget;
+the result is scored by the gate with reward model B (16
 held-out prompts x 4 samples, bootstrap 95% interval of the gain) and its KL to the start.
 """
 
@@ -95,8 +96,12 @@ def one(algorithm: str, work: Path, budget: float) -> dict:
         res = train(parse_params(params(algorithm, steps)), data, Callbacks())
         return time.process_time() - c0, res.metrics
 
-    cal, _ = run(2, work / f"cal-{algorithm}")
-    per_step = cal / 2
+    # marginal CPU per step from two short runs after a warm-up (imports, first-call costs);
+    # loading models is a fixed cost, not budget
+    run(2, work / f"warm-{algorithm}")
+    short, _ = run(2, work / f"cal2-{algorithm}")
+    long, _ = run(10, work / f"cal10-{algorithm}")
+    per_step = max((long - short) / 8, 1e-3)
     steps = max(2, int(budget / per_step))
     cpu, metrics = run(steps, work / f"out-{algorithm}")
     gate = evaluate(
@@ -109,6 +114,7 @@ def one(algorithm: str, work: Path, budget: float) -> dict:
         "algorithm": algorithm,
         "steps": steps,
         "train_cpu_s": round(cpu, 1),
+        "cpu_per_step": round(per_step, 3),
         "gain": gate.gain,
         "reward_before": gate.reward_before,
         "reward_after": gate.reward_after,
@@ -130,9 +136,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="prefloop-compare-"))
     setup(work)
     print(f"budget {args.budget:g} CPU s of training each, graded by a second reward model")
-    cols = "algorithm | steps | train cpu s | reward before -> after | gain [95% CI] | KL | RSS MB"
-    print(f"| {cols} |")
-    print("|---|---|---|---|---|---|---|")
+    cols = "algorithm | cpu s/step | steps | train cpu s | reward before -> after | gain [95% CI]"
+    print(f"| {cols} | KL | RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for algorithm in args.algorithms.split(","):
         cmd = [sys.executable, __file__, "--one", algorithm, "--work", str(work)]
         out = subprocess.run(
@@ -145,7 +151,8 @@ def main() -> None:
         r = json.loads(line[7:])
         g = r["gain"]
         print(
-            f"| {algorithm} | {r['steps']} | {r['train_cpu_s']} | {r['reward_before']:.3f} -> "
+            f"| {algorithm} | {r['cpu_per_step']} | {r['steps']} | {r['train_cpu_s']} | "
+            f"{r['reward_before']:.3f} -> "
             f"{r['reward_after']:.3f} | {g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] | "
             f"{r['kl']:.2f} | {r['peak_rss_mb']} |",
             flush=True,
