@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.admin import forms, service
 from app.auth.deps import Admin, SessionDep, check_csrf
-from app.models import Run, RunStatus
+from app.models import FINISHED_RUN_STATUSES, Run
+from app.models_registry import service as registry
 from app.ops.errors import DbId
+from app.runs import service as run_service
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-
-FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
 
 def run_view(run: Run) -> dict[str, Any]:
@@ -57,7 +57,7 @@ async def dashboard(request: Request, session: SessionDep, principal: Admin) -> 
 async def _runs_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    runs = await session.run_sync(service.list_runs)
+    runs = await session.run_sync(run_service.list_runs, None, None, 100)
     return render(
         request,
         "admin/runs.html",
@@ -98,15 +98,16 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
 async def run_detail(
     request: Request, run_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
-    run = await session.run_sync(service.get_run, run_id)
-    if run is None:
-        raise HTTPException(404, f"run {run_id} does not exist")
+    try:
+        run = await session.run_sync(run_service.get_run, run_id)
+    except run_service.RunNotFound:
+        raise HTTPException(404, f"run {run_id} does not exist") from None
     return render(
         request,
         "admin/run_detail.html",
         run=run,
         view=run_view(run),
-        finished=run.status in FINISHED,
+        finished=run.status in FINISHED_RUN_STATUSES,
         nav="runs",
     )
 
@@ -117,13 +118,11 @@ async def cancel_run(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.runs.service import RunError, RunNotFound, request_cancel
-
     try:
-        await session.run_sync(request_cancel, run_id)
-    except RunNotFound:
+        await session.run_sync(run_service.request_cancel, run_id)
+    except run_service.RunNotFound:
         raise HTTPException(404, f"run {run_id} does not exist") from None
-    except RunError as exc:
+    except run_service.RunError as exc:
         raise HTTPException(409, str(exc)) from None
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 
@@ -131,7 +130,7 @@ async def cancel_run(
 async def _models_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    versions = await session.run_sync(service.list_versions)
+    versions = await session.run_sync(service.versions_by_kind)
     return render(
         request,
         "admin/models.html",
@@ -153,7 +152,6 @@ async def activate_version(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.models_registry import service as registry
 
     try:
         mv = await session.run_sync(registry.get_version, version_id)

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
 from app.config import get_settings
-from app.db import sync_url
+from app.db import is_postgres, sync_url
 from app.exports.schemas import ExportFilters
 from app.models import (
     ComparisonTask,
@@ -135,7 +135,7 @@ def read_connection() -> Iterator[Connection]:
     """A connection holding one consistent read-only snapshot for the whole export."""
     engine = _read_engine(sync_url(get_settings().database_url))
     opts: dict[str, Any] = {}
-    if engine.dialect.name == "postgresql":
+    if is_postgres(engine):
         opts = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**opts) as conn:
         with conn.begin():
@@ -183,7 +183,7 @@ def resolve(conn: Connection, f: ExportFilters) -> Resolved:
 
 def _conditions(conn: Connection, r: Resolved) -> list[Any]:
     f, j = r.filters, Judgment
-    pg = conn.dialect.name == "postgresql"
+    pg = is_postgres(conn)
     cond: list[Any] = []
     if f.since:
         cond.append(j.created_at >= f.since)

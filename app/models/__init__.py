@@ -9,12 +9,13 @@ from app.models.dataset_snapshot import DatasetSnapshot
 from app.models.judgment import Judgment
 from app.models.model_version import ModelKind, ModelStatus, ModelVersion
 from app.models.prompt import Prompt
-from app.models.run import Run, RunKind, RunStatus
+from app.models.run import FINISHED_RUN_STATUSES, Run, RunKind, RunStatus
 from app.models.task import ComparisonTask, TaskCandidate, TaskStatus
 from app.models.user import Role, User
 
 __all__ = [
     "ApiToken",
+    "FINISHED_RUN_STATUSES",
     "AppSetting",
     "Assignment",
     "AssignmentStatus",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.models import ModelKind, Role
 from app.models_registry import service
 from app.models_registry.schemas import ModelVersionList, ModelVersionRead
-from app.ops.errors import API_ERRORS
+from app.ops.errors import API_ERRORS, DbId
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=API_ERRORS)
 
@@ -32,9 +32,7 @@ async def list_models(
 
 
 @router.post("/{version_id}/activate")
-async def activate_model(
-    session: SessionDep, _: Admin, version_id: int = Path(ge=1, le=2**31 - 1)
-) -> ModelVersionRead:
+async def activate_model(session: SessionDep, _: Admin, version_id: DbId) -> ModelVersionRead:
     """Verify the version loads (off the event loop), then flip the active pointer atomically."""
     try:
         mv = await session.run_sync(service.get_version, version_id)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.models import ModelKind, ModelStatus, ModelVersion, utcnow
+from app.ops.errors import MAX_DB_ID
 
 
 class RegistryError(ValueError):
@@ -86,7 +87,7 @@ def get_version(session: Session, ref: int | str) -> ModelVersion:
     """A version by id or by version name."""
     as_id = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
     if as_id is not None:  # ids are int4: a larger number cannot be one (and overflows the query)
-        mv = session.get(ModelVersion, as_id) if 1 <= as_id < 2**31 else None
+        mv = session.get(ModelVersion, as_id) if 1 <= as_id <= MAX_DB_ID else None
         if mv is None and isinstance(ref, str):
             mv = session.scalar(select(ModelVersion).where(ModelVersion.version == ref))
     else:

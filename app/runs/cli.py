@@ -8,9 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.models import RunKind, RunStatus
-
-TERMINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+from app.models import FINISHED_RUN_STATUSES, RunKind, RunStatus
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -66,7 +64,7 @@ def follow(run_id: int, poll_s: float = 0.5) -> RunStatus:
                 status=status.value,
                 metrics=shown,
             )
-            if status in TERMINAL:
+            if status in FINISHED_RUN_STATUSES:
                 return status
             if status == RunStatus.queued and not waited_hint and time.monotonic() - started > 10:
                 waited_hint = True

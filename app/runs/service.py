@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.db import is_postgres
 from app.models import Run, RunKind, RunStatus, utcnow
 
-TERMINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 LOG_TAIL_CHARS = 8000
 
 
@@ -91,7 +91,7 @@ def claim_next(session: Session, worker_id: str, kinds: list[RunKind] | None = N
     q = select(Run).where(Run.status == RunStatus.queued).order_by(Run.id).limit(1)
     if kinds:
         q = q.where(Run.kind.in_(kinds))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         q = q.with_for_update(skip_locked=True)
     run = session.scalar(q)
     if run is None:
@@ -215,7 +215,7 @@ def reclaim_stale(
         .where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff)
         .order_by(Run.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         q = q.with_for_update(skip_locked=True)
     done: list[tuple[int, str]] = []
     for run in session.scalars(q):
