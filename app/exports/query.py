@@ -110,7 +110,7 @@ def _read_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=2)
 
         @event.listens_for(engine, "connect")
-        def _pg_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
             from psycopg.types.json import set_json_loads
 
             set_json_loads(_loads, dbapi_conn)
@@ -119,12 +119,12 @@ def _read_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute("PRAGMA busy_timeout=30000")
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -289,7 +289,7 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
         if on_judgments is not None:
             on_judgments(seen)
         while current is None or current[0] < task_id:
-            current = next(cgroups, None)  # type: ignore[arg-type]
+            current = next(cgroups, None)
             if current is None:
                 return
         if current[0] != task_id or not judgments:

@@ -167,7 +167,8 @@ async def submit(
 
     verdict = result.verdict
     if verdict in ("ok", "exists"):
-        status, content = (201 if verdict == "ok" else 200), judgment_out(result.judgment)  # type: ignore[arg-type]
+        assert result.judgment is not None  # a stored verdict always carries its judgment row
+        status, content = (201 if verdict == "ok" else 200), judgment_out(result.judgment)
     else:
         order = orjson.loads(result.shown_order) if result.shown_order else []
         detail = ranking.message(verdict, task_id, order, result.required)

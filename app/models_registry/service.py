@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
@@ -132,7 +132,7 @@ def verify(mv: ModelVersion) -> None:
     from ml.store import ModelLoadError, verify_loadable
 
     try:
-        verify_loadable(Path(mv.path), mv.kind.value)  # type: ignore[arg-type]
+        verify_loadable(Path(mv.path), mv.kind.value)
     except ModelLoadError as e:
         raise RegistryError(f"version {mv.version} does not load; not activated: {e}") from e
 
@@ -165,10 +165,13 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
 
 def fail_versions_of_run(session: Session, run_id: int) -> int:
     """Mark versions a run was still writing as failed (they must never become active)."""
-    result = session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.run_id == run_id, ModelVersion.status == ModelStatus.training)
-        .values(status=ModelStatus.failed)
-        .execution_options(synchronize_session="fetch")
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.run_id == run_id, ModelVersion.status == ModelStatus.training)
+            .values(status=ModelStatus.failed)
+            .execution_options(synchronize_session="fetch")
+        ),
     )
     return result.rowcount or 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -116,7 +117,7 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
         fail(f"run {run_id} {status.value}")
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
     runs = group("runs", "Worker runs: generate, reward, ppo.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import is_postgres
@@ -110,7 +110,7 @@ def claim_next(session: Session, worker_id: str, kinds: list[RunKind] | None = N
     return run
 
 
-def _owned(run_id: int, worker_id: str):  # type: ignore[no-untyped-def]
+def _owned(run_id: int, worker_id: str) -> ColumnElement[bool]:
     return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.running)
 
 
