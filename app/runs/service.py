@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.db import is_postgres
 from app.models import Run, RunKind, RunStatus, utcnow
+from app.ops.errors import MAX_DB_ID
 
 LOG_TAIL_CHARS = 8000
 
@@ -43,7 +44,8 @@ def create_run(
 
 
 def get_run(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+    # ids are int4: a larger number cannot be one (and overflows the driver)
+    run = session.get(Run, run_id) if 1 <= run_id <= MAX_DB_ID else None
     if run is None:
         raise RunNotFound(f"no run {run_id}")
     return run
@@ -69,7 +71,7 @@ def list_runs(
 
 def request_cancel(session: Session, run_id: int) -> Run:
     """Cancel a queued run at once; ask a running one to stop (its worker notices in seconds)."""
-    run = session.get(Run, run_id, with_for_update=True)
+    run = session.get(Run, run_id, with_for_update=True) if 1 <= run_id <= MAX_DB_ID else None
     if run is None:
         raise RunNotFound(f"no run {run_id}")
     if run.status == RunStatus.queued:
