@@ -37,6 +37,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     from app.cli import console, fail, read_input
 
     def _import(kind: str, file: Path, fmt: str, required: int | None, skip: bool) -> None:
+        from app.audit import record
         from app.db import session_scope
         from app.prompts import parsing, service
 
@@ -55,6 +56,9 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         with console.status(f"writing {len(records)} records ..."):
             with session_scope() as session:
                 summary = service.write(session, kind, records, required)  # type: ignore[arg-type]
+                details = {**summary.__dict__, "rejected": len(rejects), "bytes": len(data)}
+                details.update(format=fmt, skip_invalid=skip)
+                record(session, None, f"import.{kind}", str(file), details)
         console.print(
             f"{summary.records} records: {summary.prompts_created} prompts, "
             f"{summary.completions_created} completions, {summary.tasks_created} tasks created, "
