@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.admin import forms, service
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.models import FINISHED_RUN_STATUSES, Run
 from app.models_registry import service as registry
@@ -91,6 +92,14 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
         run = await session.run_sync(create_run, kind, params, principal.user_id)
     except RunError as exc:
         return await _runs_page(request, session, status_code=400, error=str(exc))
+    record(
+        session,
+        principal,
+        "run.start",
+        f"run {run.id}",
+        {"kind": kind, "params": params},
+        client_ip(request),
+    )
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
 
 
@@ -119,11 +128,13 @@ async def cancel_run(
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
-        await session.run_sync(run_service.request_cancel, run_id)
+        run = await session.run_sync(run_service.request_cancel, run_id)
     except run_service.RunNotFound:
         raise HTTPException(404, f"run {run_id} does not exist") from None
     except run_service.RunError as exc:
         raise HTTPException(409, str(exc)) from None
+    details = {"kind": str(run.kind), "status": str(run.status)}
+    record(session, principal, "run.cancel", f"run {run_id}", details, client_ip(request))
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 
 
@@ -159,8 +170,13 @@ async def activate_version(
         raise HTTPException(404, f"model version {version_id} does not exist") from None
     try:
         registry.check_activatable(mv)
+        previous = await session.run_sync(registry.active_version, mv.kind)
+        previous_id = previous.id if previous else None
         await asyncio.to_thread(registry.verify, mv)  # loading a model must not block the loop
-        await session.run_sync(registry.activate, version_id, False)
+        mv = await session.run_sync(registry.activate, version_id, False)
+        if previous_id != mv.id:
+            ip = client_ip(request)
+            await session.run_sync(registry.record_activation, principal, mv, previous_id, ip)
     except registry.RegistryError as exc:
         return await _models_page(request, session, status_code=409, error=str(exc))
     return RedirectResponse(f"/admin/models#version-{version_id}", status_code=303)

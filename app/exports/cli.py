@@ -75,7 +75,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
         with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task("judgments", total=total)
             snapshot_id, export = export_to_file(
-                filters, shape, format, output, user_id, lambda n: bar.advance(task, n)
+                filters, shape, format, output, user_id, lambda n: bar.advance(task, n), None
             )
             bar.update(task, completed=total)
         console.print(

@@ -56,6 +56,14 @@ async def get(session: AsyncSession) -> Guidelines:
     return Guidelines(row.value, row.updated_at) if row else Guidelines("", None)
 
 
+def audit_details(g: Guidelines) -> dict[str, object]:
+    """What the audit trail keeps of an edit: size and digest (the text itself is in the app)."""
+    import hashlib
+
+    digest = hashlib.sha256(g.markdown.encode()).hexdigest()
+    return {"chars": len(g.markdown), "sha256": digest}
+
+
 async def save(session: AsyncSession, markdown: str) -> Guidelines:
     """Store the guidelines (insert or replace)."""
     if len(markdown) > MAX_CHARS:

@@ -24,6 +24,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
         skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
         """Import already-labeled preferences (HF chosen/rejected rows or OpenAssistant trees)."""
+        from app.audit import record
         from app.db import session_scope
         from app.labeled_import import parsers, service
         from app.prompts.cli import report_rejects, show_errors
@@ -49,6 +50,9 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
             try:
                 with session_scope() as session:
                     s = service.import_preferences(session, records, name, fmt)
+                    details = {**s.__dict__, "rejected": len(rejects), "bytes": len(data)}
+                    details.update(format=fmt, skip_invalid=skip_invalid, file=str(file))
+                    record(session, None, "import.preferences", name, details)
             except ValueError as e:
                 fail(str(e))
         console.print(

@@ -3,10 +3,12 @@
 from app.models.api_token import ApiToken
 from app.models.app_setting import AppSetting
 from app.models.assignment import Assignment, AssignmentStatus
+from app.models.audit_event import AuditEvent
 from app.models.base import Base, utcnow
 from app.models.completion import Completion
 from app.models.dataset_snapshot import DatasetSnapshot
 from app.models.judgment import Judgment
+from app.models.login_throttle import LoginThrottle
 from app.models.model_version import ModelKind, ModelStatus, ModelVersion
 from app.models.prompt import Prompt
 from app.models.run import FINISHED_RUN_STATUSES, Run, RunKind, RunStatus
@@ -19,11 +21,13 @@ __all__ = [
     "AppSetting",
     "Assignment",
     "AssignmentStatus",
+    "AuditEvent",
     "Base",
     "Completion",
     "ComparisonTask",
     "DatasetSnapshot",
     "Judgment",
+    "LoginThrottle",
     "ModelKind",
     "ModelStatus",
     "ModelVersion",

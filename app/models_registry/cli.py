@@ -56,11 +56,21 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
     ) -> None:
         """Verify VERSION loads, then make it the active one of its kind (atomic)."""
         from app.db import session_scope
-        from app.models_registry.service import RegistryError, activate
+        from app.models_registry.service import (
+            RegistryError,
+            activate,
+            active_version,
+            get_version,
+            record_activation,
+        )
 
         try:
             with console.status(f"verifying {version} loads ..."), session_scope() as s:
+                previous = active_version(s, get_version(s, version).kind)
+                previous_id = previous.id if previous else None
                 mv = activate(s, version)
+                if previous_id != mv.id:
+                    record_activation(s, None, mv, previous_id, None)
                 name, kind = mv.version, mv.kind.value
         except RegistryError as e:
             fail(str(e))

@@ -163,6 +163,22 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
     return mv
 
 
+def record_activation(
+    session: Session, actor: Any, mv: ModelVersion, previous_id: int | None, ip: str | None
+) -> None:
+    """Audit an activation; activating an older version than the one it replaced is a rollback."""
+    from app.audit import record
+
+    previous = session.get(ModelVersion, previous_id) if previous_id else None
+    details = {
+        "kind": mv.kind.value,
+        "version_id": mv.id,
+        "previous": previous.version if previous else None,
+        "rollback": bool(previous and previous.id > mv.id),
+    }
+    record(session, actor, "model.activate", mv.version, details, ip)
+
+
 def fail_versions_of_run(session: Session, run_id: int) -> int:
     """Mark versions a run was still writing as failed (they must never become active)."""
     result = cast(

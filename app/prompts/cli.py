@@ -42,6 +42,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
     from app.cli import console, fail, read_input
 
     def _import(kind: Kind, file: Path, fmt: str, required: int | None, skip: bool) -> None:
+        from app.audit import record
         from app.db import session_scope
         from app.prompts import parsing, service
 
@@ -60,6 +61,9 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
         with console.status(f"writing {len(records)} records ..."):
             with session_scope() as session:
                 summary = service.write(session, kind, records, required)
+                details = {**summary.__dict__, "rejected": len(rejects), "bytes": len(data)}
+                details.update(format=fmt, skip_invalid=skip)
+                record(session, None, f"import.{kind}", str(file), details)
         console.print(
             f"{summary.records} records: {summary.prompts_created} prompts, "
             f"{summary.completions_created} completions, {summary.tasks_created} tasks created, "

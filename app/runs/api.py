@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep
 from app.models import RunKind, RunStatus
 from app.ops.errors import API_ERRORS, MAX_DB_ID
@@ -16,12 +17,16 @@ RunId = Path(ge=1, le=MAX_DB_ID)
 
 
 @router.post("", status_code=201)
-async def start_run(body: RunCreate, session: SessionDep, principal: Admin) -> RunRead:
+async def start_run(
+    request: Request, body: RunCreate, session: SessionDep, principal: Admin
+) -> RunRead:
     """Queue a run; a worker (`prefloop worker`) picks it up."""
     try:
         run = await session.run_sync(service.create_run, body.kind, body.params, principal.user_id)
     except service.RunError as e:
         raise HTTPException(422, str(e)) from None
+    details = {"kind": str(run.kind), "params": run.params}
+    record(session, principal, "run.start", f"run {run.id}", details, client_ip(request))
     return RunRead.model_validate(run)
 
 
@@ -48,7 +53,9 @@ async def get_run(session: SessionDep, _: Admin, run_id: int = RunId) -> RunRead
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(session: SessionDep, _: Admin, run_id: int = RunId) -> RunRead:
+async def cancel_run(
+    request: Request, session: SessionDep, principal: Admin, run_id: int = RunId
+) -> RunRead:
     """Cancel a queued run now, or ask the worker running it to stop (within seconds)."""
     try:
         run = await session.run_sync(service.request_cancel, run_id)
@@ -56,4 +63,6 @@ async def cancel_run(session: SessionDep, _: Admin, run_id: int = RunId) -> RunR
         raise HTTPException(404, str(e)) from None
     except service.RunError as e:
         raise HTTPException(409, str(e)) from None
+    details = {"kind": str(run.kind), "status": str(run.status)}
+    record(session, principal, "run.cancel", f"run {run_id}", details, client_ip(request))
     return RunRead.model_validate(run)

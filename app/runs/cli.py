@@ -98,12 +98,15 @@ def show(run_id: int) -> None:
 
 
 def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
+    from app.audit import record
     from app.cli import console, fail
     from app.db import session_scope
     from app.runs.service import create_run
 
     with session_scope() as s:
-        run_id = create_run(s, kind, params, None).id
+        run = create_run(s, kind, params, None)
+        record(s, None, "run.start", f"run {run.id}", {"kind": kind.value, "params": run.params})
+        run_id = run.id
     console.print(f"queued {kind.value} run {run_id}")
     if not wait:
         return
@@ -178,6 +181,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
     @runs.command("cancel")
     def cancel_cmd(run_id: int) -> None:
         """Cancel a queued run, or ask the worker running it to stop."""
+        from app.audit import record
         from app.db import session_scope
         from app.runs.service import RunError, request_cancel
 
@@ -185,6 +189,8 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
             with session_scope() as s:
                 run = request_cancel(s, run_id)
                 status = run.status.value
+                details = {"kind": run.kind.value, "status": status}
+                record(s, None, "run.cancel", f"run {run_id}", details)
         except RunError as e:
             fail(str(e))
         console.print(f"run {run_id}: {'cancel requested' if status == 'running' else status}")
