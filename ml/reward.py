@@ -6,46 +6,19 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .callbacks import Cancelled, ProgressCallback, ProgressFn, StopFn
+from .params import RewardParams
 
 CURVE_KEYS = ("loss", "accuracy", "margin", "mean_reward", "learning_rate", "grad_norm", "epoch")
 
 
-@dataclass
-class RewardRunConfig:
-    """Hyper-parameters of one reward-model run (mapped onto ``trl.RewardConfig``)."""
-
-    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the pairs."})
-    per_device_train_batch_size: int = field(
-        default=8, metadata={"help": "Preference pairs per optimisation step."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Micro-batches accumulated per optimiser step."}
-    )
-    per_device_eval_batch_size: int = field(
-        default=16, metadata={"help": "Pairs per forward pass when evaluating."}
-    )
-    max_length: int | None = field(
-        default=2048,
-        metadata={"help": "Max tokens of prompt+reply; longer pairs are dropped (and counted)."},
-    )
-    warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    center_rewards_coefficient: float | None = field(
-        default=None, metadata={"help": "Penalty pushing mean reward to 0 (TRL option)."}
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for memory (off: small CPU models)."}
-    )
-    logging_steps: int = field(default=1, metadata={"help": "Log (and report) every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed for head init, shuffling, dropout."})
+#: the reward run's hyper-parameters are its run-parameter model (one definition)
+RewardRunConfig = RewardParams
 
 
 @contextmanager
@@ -87,6 +60,7 @@ def reward_config(cfg: RewardRunConfig, output_dir: str):
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps or -1,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
 
 from app.auth.deps import Admin, SessionDep
 from app.models import RunKind, RunStatus
@@ -18,9 +19,14 @@ RunId = Path(ge=1, le=MAX_ID)
 
 @router.post("", status_code=201)
 async def start_run(body: RunCreate, session: SessionDep, principal: Admin) -> RunRead:
-    """Queue a run; a worker (`prefloop worker`) picks it up."""
+    """Queue a run; a worker (`prefloop worker`) picks it up. `params` are validated against
+    the kind's parameter model (ml/params.py): a 422 names each bad field."""
     try:
         run = await session.run_sync(service.create_run, body.kind, body.params, principal.user_id)
+    except service.RunParamError as e:
+        raise RequestValidationError(
+            [{**i, "loc": ["body", "params", *i["loc"]]} for i in e.issues]
+        ) from None
     except service.RunError as e:
         raise HTTPException(422, str(e)) from None
     return RunRead.model_validate(run)

@@ -101,10 +101,13 @@ def show(run_id: int) -> None:
 def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
     from app.cli import console, fail
     from app.db import session_scope
-    from app.runs.service import create_run
+    from app.runs.service import RunError, create_run
 
-    with session_scope() as s:
-        run_id = create_run(s, kind, params, None).id
+    try:
+        with session_scope() as s:
+            run_id = create_run(s, kind, params, None).id
+    except RunError as e:  # e.g. a --param that does not validate: names the field
+        fail(str(e))
     console.print(f"queued {kind.value} run {run_id}")
     if not wait:
         return
