@@ -39,10 +39,15 @@ class Placement:
 
     def trainer_flags(self) -> dict[str, Any]:
         """Mixed-precision and device flags for a transformers/TRL ``TrainingArguments``."""
+        import os
+
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         return {
             "bf16": self.dtype == "bfloat16",
             "fp16": self.dtype == "float16",
             "use_cpu": self.device == "cpu",
+            # ranks on CPU talk over gloo; set only when launched as several processes
+            "ddp_backend": "gloo" if distributed and self.device == "cpu" else None,
         }
 
 
