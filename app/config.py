@@ -70,6 +70,25 @@ class Settings(BaseSettings):
     stale_after_seconds: float = 60.0
     max_attempts: int = 2
 
+    # training at scale (issue 10): device, precision, processes; runs may override each
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$",
+        description="auto | cpu | cuda | cuda:N | mps (auto: CUDA, else MPS, else CPU)",
+    )
+    dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|float32|bfloat16|float16)$",
+        description="auto: bf16 on GPUs that support it, fp32 on CPU",
+    )
+    train_processes: int = Field(1, ge=1, le=64, description="ranks per training run")
+    accelerate_dir: Path | None = Field(
+        None, description="folder of accelerate config files runs may name; blank: none"
+    )
+    accelerate_config: str = Field(
+        "", description="default accelerate config (a file in ACCELERATE_DIR); blank: torchrun"
+    )
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.database_url:

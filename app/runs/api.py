@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep
@@ -20,9 +21,14 @@ RunId = Path(ge=1, le=MAX_DB_ID)
 async def start_run(
     request: Request, body: RunCreate, session: SessionDep, principal: Admin
 ) -> RunRead:
-    """Queue a run; a worker (`prefloop worker`) picks it up."""
+    """Queue a run; a worker (`prefloop worker`) picks it up. `params` are validated against
+    the kind's parameter model (ml/params.py): a 422 names each bad field."""
     try:
         run = await session.run_sync(service.create_run, body.kind, body.params, principal.user_id)
+    except service.RunParamError as e:
+        raise RequestValidationError(
+            [{**i, "loc": ["body", "params", *i["loc"]]} for i in e.issues]
+        ) from None
     except service.RunError as e:
         raise HTTPException(422, str(e)) from None
     details = {"kind": str(run.kind), "params": run.params}

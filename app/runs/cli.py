@@ -101,12 +101,16 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
     from app.audit import record
     from app.cli import console, fail
     from app.db import session_scope
-    from app.runs.service import create_run
+    from app.runs.service import RunError, create_run
 
-    with session_scope() as s:
-        run = create_run(s, kind, params, None)
-        record(s, None, "run.start", f"run {run.id}", {"kind": kind.value, "params": run.params})
-        run_id = run.id
+    try:
+        with session_scope() as s:
+            run = create_run(s, kind, params, None)
+            details = {"kind": kind.value, "params": run.params}
+            record(s, None, "run.start", f"run {run.id}", details)
+            run_id = run.id
+    except RunError as e:  # e.g. a --param that does not validate: names the field
+        fail(str(e))
     console.print(f"queued {kind.value} run {run_id}")
     if not wait:
         return

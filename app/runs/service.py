@@ -23,6 +23,14 @@ class RunNotFound(RunError):
     pass
 
 
+class RunParamError(RunError):
+    """Parameters that do not validate against the kind's model; `issues` name the fields."""
+
+    def __init__(self, issues: list[dict[str, Any]], message: str) -> None:
+        self.issues = issues
+        super().__init__(message)
+
+
 def tail(text: str, limit: int = LOG_TAIL_CHARS) -> str:
     return text[-limit:]
 
@@ -30,14 +38,20 @@ def tail(text: str, limit: int = LOG_TAIL_CHARS) -> str:
 def create_run(
     session: Session, kind: RunKind | str, params: dict[str, Any] | None, user_id: int | None
 ) -> Run:
-    """Queue a run of `kind` with `params`; a worker picks it up."""
+    """Queue a run of `kind` with `params` (validated by the kind's model in ml/params.py)."""
+    from ml.params import ParamError, parse
+
     try:
         kind = RunKind(kind)
     except ValueError as e:
         raise RunError(
             f"unknown run kind {kind!r}; expected one of {[k.value for k in RunKind]}"
         ) from e
-    run = Run(kind=kind, params=dict(params or {}), created_by_id=user_id, status=RunStatus.queued)
+    try:
+        stored = parse(kind.value, params or {}).stored()
+    except ParamError as e:
+        raise RunParamError(e.issues, f"invalid {kind.value} params: {e}") from None
+    run = Run(kind=kind, params=stored, created_by_id=user_id, status=RunStatus.queued)
     session.add(run)
     session.flush()
     return run
