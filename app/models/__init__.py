@@ -12,6 +12,12 @@ from app.models.prompt import Prompt
 from app.models.run import Run, RunKind, RunStatus
 from app.models.task import ComparisonTask, TaskCandidate, TaskStatus
 from app.models.user import Role, User
+from app.models.webhook import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkerHeartbeat,
+)
 
 __all__ = [
     "ApiToken",
@@ -22,6 +28,7 @@ __all__ = [
     "Completion",
     "ComparisonTask",
     "DatasetSnapshot",
+    "DeliveryStatus",
     "Judgment",
     "ModelKind",
     "ModelStatus",
@@ -34,5 +41,8 @@ __all__ = [
     "TaskCandidate",
     "TaskStatus",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
     "utcnow",
 ]
