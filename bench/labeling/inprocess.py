@@ -233,6 +233,32 @@ def by_layer(profiler: cProfile.Profile, judged: int) -> dict[str, Any]:
     }
 
 
+async def middleware_cost(requests: int) -> float:
+    """CPU seconds per request MetricsMiddleware adds around a no-op app (min of 5 tries)."""
+    from app.metrics.process import MetricsMiddleware
+
+    class Route:
+        path = "/api/v1/tasks/{task_id}/judgments"
+
+    async def routed(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = Route
+        await _noop_app(scope, receive, send)
+
+    async def cpu(app: Any) -> float:
+        c = AsgiClient(app, "x")
+        t0 = time.process_time()
+        for _ in range(requests):
+            await c.request("POST", "/api/v1/tasks/1/judgments", {"ranking": [[1], [2]]})
+        return time.process_time() - t0
+
+    plain, wrapped = MetricsMiddleware(routed), []
+    bare = []
+    for _ in range(5):
+        bare.append(await cpu(routed))
+        wrapped.append(await cpu(plain))
+    return (min(wrapped) - min(bare)) / requests
+
+
 def metrics_cost(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
     """Server CPU per judgment without and with MetricsMiddleware, in alternating rounds on one
     database, with PROMETHEUS_MULTIPROC_DIR set as `prefloop serve` sets it (mmap-backed)."""
@@ -245,7 +271,11 @@ def metrics_cost(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
             cpu[mode].append(r["server_cpu_ms_per_judgment"])
             print(mode, r["server_cpu_ms_per_judgment"], r["statuses"], file=sys.stderr)
     best = {k: min(v) for k, v in cpu.items()}
+    per_request_ms = 1000 * uvloop.run(middleware_cost(20_000))
+    per_judgment_ms = per_request_ms * (1 if a.flow == "combined" else 2)
     return {
+        "middleware_ms_per_request_isolated": round(per_request_ms, 4),
+        "middleware_pct_of_server_cpu_isolated": round(100 * per_judgment_ms / best["off"], 2),
         "flow": a.flow,
         "backend": "sqlite" if a.sqlite else "postgresql",
         "server_cpu_ms_per_judgment": cpu,
