@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import session_scope
 from app.metrics.multiproc import MULTIPROC_ENV, prepare_multiproc_dir
-from app.models import Run, RunKind, RunStatus, WorkerHeartbeat, utcnow
+from app.models import ModelVersion, Run, RunKind, RunStatus, WorkerHeartbeat, utcnow
 from app.serving.limits import GenerationLimiter
 from tests.conftest import LiveServer
 from tests.factories import auth, make_tasks, make_user
@@ -215,3 +215,24 @@ def test_two_worker_processes_are_merged(tmp_path: Path) -> None:
             assert parse(r.text)[HEALTHZ] == n
     finally:
         server.stop()
+
+
+def test_the_grafana_dashboard_uses_only_metrics_we_export(client) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import re
+
+    admin = make_user("root", "admin")
+    with session_scope() as s:  # an info family without samples is not printed at all
+        s.add(ModelVersion(version="p1", kind="policy", status="active", path="/m/p1"))
+    text = client.get("/metrics", headers=auth(admin)).text
+    families = {f.name for f in text_string_to_metric_families(text)}  # also without samples
+    dashboard = json.loads((Path(__file__).parents[2] / "docs/grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bprefloop_[a-z_]+", e)}
+    assert len(dashboard["panels"]) >= 10 and used
+    missing = {
+        m
+        for m in used
+        if m not in families and re.sub(r"_(total|bucket|sum|count)$", "", m) not in families
+    }
+    assert not missing, missing
