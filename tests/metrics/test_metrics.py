@@ -162,8 +162,11 @@ def test_prepare_multiproc_dir_starts_empty(tmp_path: Path, monkeypatch) -> None
     target = tmp_path / "mp"
     target.mkdir()
     (target / "counter_123.db").write_bytes(b"stale")
+    (target / "gauge_livesum_9.db").write_bytes(b"stale")
+    (target / "notes.txt").write_text("not ours")
     monkeypatch.setenv(MULTIPROC_ENV, str(target))
-    assert prepare_multiproc_dir(tmp_path) == target and not any(target.iterdir())
+    assert prepare_multiproc_dir(tmp_path) == target
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]  # only metric files go
     monkeypatch.delenv(MULTIPROC_ENV)
     made = prepare_multiproc_dir(tmp_path / "data")
     assert made == tmp_path / "data" / "prometheus-multiproc" and made.is_dir()
