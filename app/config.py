@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     accelerate_config: str = Field(
         "", description="default accelerate config (a file in ACCELERATE_DIR); blank: torchrun"
     )
+    # --- observability and integrations (issue 15) ---
+    metrics_token: str = Field(
+        "", description="bearer token Prometheus sends to /metrics; unset: admins only"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="per delivery attempt")
+    webhook_retry_s: list[float] = Field(
+        [5, 300, 1800, 7200, 18000, 36000],
+        description="waits before each retry (Standard Webhooks schedule); then failed",
+    )
+    webhook_max_endpoints: int = Field(20, ge=1)
+    webhook_allow_private: bool = Field(
+        False, description="allow receivers on loopback/private/link-local addresses"
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

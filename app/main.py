@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import app as app_pkg
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
+from app.metrics.process import MetricsMiddleware
 from app.ops.errors import error_body
 from app.ops.limits import BodyLimitMiddleware
 from app.web import ROOT
@@ -71,6 +72,7 @@ def create_app() -> FastAPI:
         large=settings.max_import_bytes,
         large_prefixes=LARGE_BODY_PREFIXES,
     )
+    app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for router in _routers():
         app.include_router(router)

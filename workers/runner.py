@@ -22,6 +22,7 @@ from app.runs import service as runs
 from ml.device import set_torch_threads
 from workers.context import JobContext
 from workers.jobs import job_for
+from workers.side import SideThread
 
 log = logging.getLogger("prefloop.worker")
 
@@ -124,6 +125,15 @@ class Worker:
         """Loop until stop(); with exit_when_idle, return once no queued run is left."""
         log.info("worker %s started", self.worker_id)
         set_torch_threads(self.settings.torch_threads)
+        side = SideThread(self.worker_id, self.settings)  # heartbeat row and webhooks
+        side.start()
+        try:
+            self._loop(exit_when_idle, bootstrap)
+        finally:
+            side.stop()
+        log.info("worker %s stopped", self.worker_id)
+
+    def _loop(self, exit_when_idle: bool, bootstrap: bool) -> None:
         if bootstrap and self.fill_queue and not self.stopping.is_set():
             self.bootstrap()
         failures = 0
@@ -140,7 +150,6 @@ class Worker:
                 if exit_when_idle:
                     break
                 self.stopping.wait(self.poll_s)
-        log.info("worker %s stopped", self.worker_id)
 
     def bootstrap(self) -> None:
         """Make sure an active policy exists (logged, not fatal: generate runs report it)."""

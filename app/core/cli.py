@@ -26,8 +26,12 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
         os.environ["PREFLOOP_WEB_WORKERS"] = str(max(1, workers))
 
         from app.config import get_settings
+        from app.metrics.multiproc import prepare_multiproc_dir
 
         s = get_settings()
+        # before any worker process imports prometheus_client: every process writes its
+        # metrics there and /metrics merges them (PROMETHEUS_MULTIPROC_DIR, emptied here)
+        prepare_multiproc_dir(s.data_dir)
         uvicorn.run(
             "app.main:create_app",
             factory=True,

@@ -14,6 +14,12 @@ from app.models.prompt import Prompt
 from app.models.run import FINISHED_RUN_STATUSES, Run, RunKind, RunStatus
 from app.models.task import ComparisonTask, TaskCandidate, TaskStatus
 from app.models.user import Role, User
+from app.models.webhook import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkerHeartbeat,
+)
 
 __all__ = [
     "ApiToken",
@@ -26,6 +32,7 @@ __all__ = [
     "Completion",
     "ComparisonTask",
     "DatasetSnapshot",
+    "DeliveryStatus",
     "Judgment",
     "LoginThrottle",
     "ModelKind",
@@ -39,5 +46,8 @@ __all__ = [
     "TaskCandidate",
     "TaskStatus",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
     "utcnow",
 ]

@@ -150,6 +150,7 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
         return mv
     if verify_load:
         verify(mv)
+    previous = active_version(session, mv.kind)
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.kind == mv.kind, ModelVersion.status == ModelStatus.active)
@@ -160,6 +161,21 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
     mv.status = ModelStatus.active
     mv.activated_at = utcnow()
     session.flush()
+    from app.webhooks.events import emit
+
+    # activating a version older than the one it replaces is a rollback
+    rolled_back = previous is not None and mv.id < previous.id
+    data = {
+        "version_id": mv.id,
+        "version": mv.version,
+        "kind": str(mv.kind),
+        "base_model": mv.base_model,
+        "run_id": mv.run_id,
+        "metrics": mv.metrics or {},
+        "previous_version": previous.version if previous is not None else None,
+        "activated_at": mv.activated_at.isoformat(),
+    }
+    emit(session, "model.rolled_back" if rolled_back else "model.activated", data)
     return mv
 
 

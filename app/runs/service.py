@@ -193,7 +193,27 @@ def finish(
 
         fail_versions_of_run(session, run_id)
     session.flush()
+    _announce(session, run)
     return True
+
+
+def _announce(session: Session, run: Run) -> None:
+    """run.succeeded / run.failed webhooks, queued in the transaction that finishes the run."""
+    if run.status not in (RunStatus.succeeded, RunStatus.failed):
+        return
+    from app.webhooks.events import emit
+
+    data = {
+        "run_id": run.id,
+        "kind": str(run.kind),
+        "status": str(run.status),
+        "params": run.params or {},
+        "metrics": run.metrics or {},
+        "error": run.error,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    emit(session, f"run.{run.status}", data)
 
 
 def requeue(session: Session, run_id: int, worker_id: str, reason: str) -> bool:
@@ -255,6 +275,9 @@ def reclaim_stale(
         run.log_tail = tail(run.log_tail + f"[{now:%H:%M:%S}] {reason}\n")
         done.append((run.id, run.status.value))
     session.flush()
+    for run_id, status in done:
+        if status == RunStatus.failed:
+            _announce(session, session.get_one(Run, run_id))
     return done
 
 

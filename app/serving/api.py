@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.auth.deps import AnyUser, SessionDep
 from app.config import get_settings
+from app.metrics.process import GEN_TOKENS
 from app.ops.errors import V1_ERRORS, openai_error
 from app.serving import context
 from app.serving.engine import ALIAS, Loaded, NoModel, ServingEngine
@@ -160,6 +161,7 @@ async def _stream(
         yield _sse({**base, "choices": [first]})
         try:
             async for delta in _deltas(loaded, messages, _params(body, max_new, i), ticket):
+                GEN_TOKENS.inc()
                 choice = {"index": i, "delta": {"content": delta}, "finish_reason": None}
                 yield _sse({**base, "choices": [choice]})
         except ClientGone:
@@ -274,6 +276,7 @@ async def _complete(
         )
         usage["prompt_tokens"] = used.get("prompt_tokens", 0)
         usage["completion_tokens"] += used.get("completion_tokens", 0)
+        GEN_TOKENS.inc(used.get("completion_tokens", 0))
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     return JSONResponse(
         {
