@@ -2,6 +2,7 @@
 
 from app.models.api_token import ApiToken
 from app.models.app_setting import AppSetting
+from app.models.arena import ArenaCampaign, Battle, CampaignStatus
 from app.models.assignment import Assignment, AssignmentStatus
 from app.models.base import Base, utcnow
 from app.models.completion import Completion
@@ -15,6 +16,9 @@ from app.models.user import Role, User
 
 __all__ = [
     "ApiToken",
+    "ArenaCampaign",
+    "Battle",
+    "CampaignStatus",
     "AppSetting",
     "Assignment",
     "AssignmentStatus",
