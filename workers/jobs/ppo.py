@@ -12,6 +12,7 @@ from typing import Any
 
 from app.models import ModelKind, ModelStatus
 from app.models_registry import service as registry
+from workers.arena import gate_mode, start_arena_gate
 from workers.context import JobContext
 from workers.datasets import ppo_prompts
 from workers.jobs.training import (
@@ -55,6 +56,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     max_heldout = int(number(p, "max_heldout", 32, 0, 100_000))
     kl_max = number(p, "kl_max", s.ppo_kl_max, 0.0, math.inf)
     auto_promote = flag(p, "auto_promote", True)
+    promote_by = gate_mode(p, s)
     with ctx.session() as session:
         policy = policy_version(session, p.get("policy_version_id"))
         reward = reward_version(session, p.get("reward_version_id"))
@@ -117,7 +119,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.log(f"{name}: {reason} ({seconds:.1f}s)")
     promoted = False
-    if ok and auto_promote:
+    if auto_promote and (promote_by == "arena" or (promote_by == "both" and ok)):
+        reason = start_arena_gate(ctx, version_id, reason, promote_by)
+    elif ok and auto_promote:
         promoted, reason = _promote(ctx, version_id, start[0], reason)
     elif ok:
         reason += "; auto-promotion off: left ready for an admin"
