@@ -233,3 +233,31 @@ def gate_verdict(
     cand, base = names.get(campaign.candidate_id or 0), names.get(campaign.baseline_id or 0)
     rate = ratings.win_rate(outcomes(session, campaign.id), cand or "", base or "")
     return ratings.gate(rate, min_battles, max_battles), rate
+
+
+def page_view(session: Session, width: float = 520.0) -> dict[str, Any]:
+    """What /admin/models shows: the board with x positions for the interval bars, the pairs
+    (0.5 at the centre of their bar), the campaigns and the versions one may pit."""
+    data = board(session)
+    rows = data["ratings"]
+    if rows:
+        lo = min(r["lower"] for r in rows)
+        hi = max(r["upper"] for r in rows)
+        pad = max((hi - lo) * 0.08, 10.0)
+        lo, hi = lo - pad, hi + pad
+        for r in rows:
+            for key in ("rating", "lower", "upper"):
+                r[f"x_{key}"] = round((r[key] - lo) / (hi - lo) * width, 1)
+        mid = (ratings.BASE - lo) / (hi - lo) * width
+        data["axis"] = {"lo": round(lo), "hi": round(hi), "mid_x": round(mid, 1)}
+    for p in data["pairs"]:
+        for key in ("win_rate", "lower", "upper"):
+            p[f"x_{key}"] = round(p[key] * 200, 1)
+    data["width"] = width
+    data["campaigns"] = list_campaigns(session)
+    data["versions"] = [
+        {"id": v.id, "version": v.version, "status": v.status.value}
+        for v in registry.list_versions(session, ModelKind.policy, 50)
+        if v.status in BATTLEABLE
+    ]
+    return data
