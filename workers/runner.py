@@ -192,6 +192,14 @@ class Worker:
                         log.info("training scheduler queued run %s", queued)
             except Exception:
                 log.exception("training scheduler failed")
+            try:  # arena: stock campaigns with battles, settle promotion gates
+                from workers import arena
+
+                with session_scope() as session:
+                    for queued in arena.tick(session, s):
+                        log.info("arena queued battle run %s", queued)
+            except Exception:
+                log.exception("arena tick failed")
         with session_scope() as session:
             run = runs.claim_next(session, self.worker_id, self.kinds)
             if run is None:

@@ -141,12 +141,15 @@ async def cancel_run(
 async def _models_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
+    from app.arena.service import page_view
+
     versions = await session.run_sync(service.versions_by_kind)
     return render(
         request,
         "admin/models.html",
         status_code=status_code,
         versions=versions,
+        arena=await session.run_sync(page_view),
         nav="models",
         **extra,
     )

@@ -93,6 +93,9 @@ class TaskData:
     tags: list[str]
     candidates: list[Candidate] = field(default_factory=list)
     judgments: list[JudgmentRow] = field(default_factory=list)
+    # why the candidates were chosen (random | uncertainty | explore | battle | import) + reward gap
+    selection_method: str | None = None
+    selection_score: float | None = None
 
 
 _decode = json.JSONDecoder().decode
@@ -255,6 +258,7 @@ def _candidate_query(conn: Connection, r: Resolved) -> Select[Any]:
         select(
             TaskCandidate.task_id, Completion.id, Completion.text, Completion.source,
             Completion.model_version_id, Prompt.messages, Prompt.is_chat, ComparisonTask.tags,
+            ComparisonTask.selection_method, ComparisonTask.selection_score,
         )
         .join(Completion, Completion.id == TaskCandidate.completion_id)
         .join(ComparisonTask, ComparisonTask.id == TaskCandidate.task_id)
@@ -301,6 +305,8 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
             messages=first[5],
             is_chat=bool(first[6]),
             tags=list(first[7] or []),
+            selection_method=first[8],
+            selection_score=first[9],
             candidates=[
                 Candidate(c[1], c[2], c[3], r.version_names.get(c[4]) if c[4] else None)
                 for c in cands

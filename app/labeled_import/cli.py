@@ -17,13 +17,14 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
     @group("import", "").command("preferences")
     def import_preferences(
         file: Path,
-        format: Annotated[str, typer.Option(help="auto | hf | oasst")] = "auto",
+        format: Annotated[str, typer.Option(help="auto | hf | oasst | arena")] = "auto",
         source: Annotated[
             str | None, typer.Option(help="name the judgments are attributed to (default: file)")
         ] = None,
         skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
-        """Import already-labeled preferences (HF chosen/rejected rows or OpenAssistant trees)."""
+        """Import already-labeled preferences (HF chosen/rejected rows, OpenAssistant trees or
+        FastChat arena battle logs)."""
         from app.audit import record
         from app.db import session_scope
         from app.labeled_import import parsers, service
@@ -57,6 +58,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
                 fail(str(e))
         console.print(
             f"{s.records} {fmt} comparisons from source {name!r}: {s.tasks_created} tasks and "
-            f"{s.judgments_created} judgments created, {s.already_present} already present",
+            f"{s.judgments_created} judgments created, {s.already_present} already present"
+            + (f", {s.battles_created} battles" if s.battles_created else ""),
             highlight=False,
         )

@@ -28,6 +28,7 @@ class LabeledRecord:
     external_id: str
     choice: str | None = None
     tags: list[str] = field(default_factory=list)
+    models: tuple[str, str] | None = None  # arena battles: who wrote completions[0] and [1]
 
 
 def content_id(obj: Any) -> str:

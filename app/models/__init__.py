@@ -2,6 +2,7 @@
 
 from app.models.api_token import ApiToken
 from app.models.app_setting import AppSetting
+from app.models.arena import ArenaCampaign, Battle, CampaignStatus
 from app.models.assignment import Assignment, AssignmentStatus
 from app.models.audit_event import AuditEvent
 from app.models.base import Base, utcnow
@@ -24,6 +25,9 @@ from app.models.webhook import (
 __all__ = [
     "ApiToken",
     "FINISHED_RUN_STATUSES",
+    "ArenaCampaign",
+    "Battle",
+    "CampaignStatus",
     "AppSetting",
     "Assignment",
     "AssignmentStatus",

@@ -14,6 +14,7 @@ class RunKind(enum.StrEnum):
     generate = "generate"
     reward = "reward"
     ppo = "ppo"
+    battle = "battle"
 
 
 class RunStatus(enum.StrEnum):

@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
+from workers import selection
 from workers.context import JobContext
 from workers.jobs.training import config_from
 
@@ -211,6 +212,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         else:
             versions = resolve_versions(session, p.versions)  # type: ignore[assignment]
         prompts = select_prompts(session, limit, p.prompt_ids, p.fresh)
+        sel = selection.plan(session, s, ctx.params, k, len(versions), seed, ctx.log)
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
@@ -224,7 +226,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         chunk = prompts[start : start + batch]
         samples: list[list[tuple[str, int | None, str]]] = [[] for _ in chunk]
         for vi, (vid, vname, _path) in enumerate(versions):
-            n = len(range(vi, k, len(versions)))  # candidate j comes from version j % len
+            n = len(range(vi, sel.sample, len(versions)))  # candidate j from version j % len
             if n == 0:
                 continue
             params = GenerationParams(seed=seed + start * 1000 + vi, **gp)
@@ -232,13 +234,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
             for i, outs in enumerate(texts):
                 samples[i].extend((t, vid, vname) for t in outs)
                 tokens_out += sum(len(t.split()) for t in outs)
+        kept = [sel.keep(prompt[2], samples[i]) for i, prompt in enumerate(chunk)]  # scores
         with ctx.session() as session:
             for i, prompt in enumerate(chunk):
                 gen_params = {**gp, "seed": seed + start * 1000, "run_id": ctx.run_id, "k": k}
-                tid = write_task(session, prompt, samples[i], gen_params, required, ctx.run_id)
+                tid = write_task(session, prompt, kept[i][0], gen_params, required, ctx.run_id)
                 if tid is None:
                     skipped_ids.append(prompt[0])
                 else:
+                    sel.record(session, tid, kept[i][1])
                     created += 1
         done = min(start + batch, total)
         ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": len(skipped_ids)})
@@ -254,6 +258,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "k": k,
         "seed": seed,
         "versions": [v[1] for v in versions],
+        **sel.summary(),
         "seconds": round(elapsed, 2),
         "words_per_s": round(tokens_out / elapsed, 1) if elapsed > 0 else None,
     }
