@@ -14,6 +14,7 @@ class RunKind(enum.StrEnum):
     generate = "generate"
     reward = "reward"
     ppo = "ppo"  # accepted as an alias: stored as `policy` with params.algorithm "ppo"
+    battle = "battle"
     policy = "policy"
 
 
@@ -23,6 +24,10 @@ class RunStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+# a run in one of these states never changes again
+FINISHED_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 
 class Run(Base):

@@ -6,7 +6,6 @@ fail (with that message); RLOO, GRPO and DPO are unaffected.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,8 @@ except ImportError:  # pragma: no cover - TRL without experimental PPO
 
 def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     """Run PPO on ``data.train_prompts``; the held-out estimate is left to the gate."""
-    from ..ppo import PPORunConfig, train_ppo
+    from ..ppo import train_ppo
 
-    names = {f.name for f in dataclasses.fields(PPORunConfig)}
-    run_cfg = PPORunConfig(**{k: v for k, v in cfg.model_dump().items() if k in names})
     if data.reward_path is None:
         raise ValueError("ppo needs a reward model")
     out = train_ppo(
@@ -32,10 +29,10 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
         data.train_prompts,
         [],  # the gate scores held-out prompts for every algorithm alike
         Path(data.out_dir),
-        run_cfg,
+        cfg,  # PolicyPPOParams is a PPOParams
         cb.progress,
         cb.should_stop,
     )
     curves = out.pop("curves", [])
     metrics = {k: v for k, v in out.items() if not k.startswith("heldout_") and k != "kl_to_ref"}
-    return TrainResult(metrics={**metrics, "steps": run_cfg.num_ppo_steps}, curves=curves)
+    return TrainResult(metrics={**metrics, "steps": cfg.num_ppo_steps}, curves=curves)

@@ -130,11 +130,14 @@ def test_api_ppo_alias_and_bad_params(client):  # type: ignore[no-untyped-def]
     h = auth(make_user("boss", "admin"))
     r = client.post("/api/v1/runs", json={"kind": "ppo", "params": {"steps": 3}}, headers=h)
     assert r.status_code == 201, r.text
-    assert r.json()["kind"] == "policy" and r.json()["params"] == {"steps": 3, "algorithm": "ppo"}
+    assert r.json()["kind"] == "policy" and r.json()["params"] == {
+        "num_ppo_steps": 3,
+        "algorithm": "ppo",
+    }
     for body, needle in [
         ({"kind": "policy", "params": {"algorithm": "grpo", "beta": 0}}, "beta"),
-        ({"kind": "policy", "params": {"algorithm": "sgd"}}, "unknown algorithm"),
-        ({"kind": "policy", "params": {"algorithm": ["dpo"]}}, "unknown algorithm"),
+        ({"kind": "policy", "params": {"algorithm": "sgd"}}, "expected tags"),
+        ({"kind": "policy", "params": {"algorithm": ["dpo"]}}, "expected tags"),
         ({"kind": "ppo", "params": {"algorithm": "dpo"}}, "kind policy"),
         ({"kind": "policy", "params": {"algorithm": "dpo", "learning_rate": "x"}}, "learning_rate"),
         ({"kind": "policy", "params": {"algorithm": "rloo", "batch_size": 1e9}}, "batch"),

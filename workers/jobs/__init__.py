@@ -20,6 +20,7 @@ JOBS: dict[RunKind, str] = {
     RunKind.generate: "workers.jobs.generate",
     RunKind.reward: "workers.jobs.reward",
     RunKind.ppo: "workers.jobs.ppo",  # runs queued before `policy` existed
+    RunKind.battle: "workers.jobs.battle",
     RunKind.policy: "workers.jobs.policy",
 }
 

@@ -45,9 +45,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from ml.policy import train as train_policy
     from ml.policy.gate import GateInputs, evaluate
     from ml.policy.params import ONLINE, eval_sampling
+    from workers.arena import gate_mode, start_arena_gate
 
     cfg = params_of(ctx)
     algo, s = cfg.algorithm, ctx.settings
+    promote_by = gate_mode(ctx.params, s)
     kl_max = cfg.kl_max if cfg.kl_max is not None else s.policy_kl_bound
     dataset: dict[str, Any] = {}
     with ctx.session() as session:
@@ -162,7 +164,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.log(f"{name}: gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
     promoted, reason = False, gate.reason
-    if gate.passed and cfg.auto_promote:
+    if cfg.auto_promote and (promote_by == "arena" or (promote_by == "both" and gate.passed)):
+        reason = start_arena_gate(ctx, version_id, reason, promote_by)
+    elif gate.passed and cfg.auto_promote:
         promoted, reason = promote(ctx, version_id, start[0], reason)
     elif gate.passed:
         reason += "; auto-promotion off: left ready for an admin"
