@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -644,24 +643,24 @@ POLICY_MODELS: dict[str, type[RunParams]] = {
     "grpo": GRPOParams,
     "dpo": DPOParams,
 }
-_POLICY_ADAPTER: TypeAdapter[Any] = TypeAdapter(
-    Annotated[
-        PolicyPPOParams | RLOOParams | GRPOParams | DPOParams, Field(discriminator="algorithm")
-    ]
-)
+
+
+class _Algorithm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    algorithm: PolicyAlgorithm = Field("ppo", description="ppo | rloo | grpo | dpo")
 
 
 class PolicyParams:
-    """Kind `policy`: validates into the model of ``params["algorithm"]`` (default ppo)."""
+    """Kind `policy`: validates into the model of ``params["algorithm"]`` (default ppo); errors
+    name the field itself (``params.beta``), as for every other kind."""
 
     kind: ClassVar[str] = "policy"
     model_fields: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def model_validate(cls, data: Any) -> RunParams:
-        if isinstance(data, dict) and "algorithm" not in data:
-            data = {**data, "algorithm": "ppo"}
-        return _POLICY_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+        algorithm = _Algorithm.model_validate(data).algorithm
+        return POLICY_MODELS[algorithm].model_validate(data)
 
 
 PARAMS["policy"] = PolicyParams  # type: ignore[assignment]

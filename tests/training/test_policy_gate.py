@@ -74,7 +74,7 @@ def test_params_validate_per_algorithm():
         parse_params({"algorithm": "rloo", "batch_size": 6, "num_generations": 4})
     with pytest.raises(PolicyParamError, match="Extra inputs"):
         parse_params({"algorithm": "dpo", "num_generations": 4})
-    with pytest.raises(PolicyParamError, match="expected tags"):
+    with pytest.raises(PolicyParamError, match="Input should be 'ppo'"):
         parse_params({"algorithm": "reinforce"})
 
 

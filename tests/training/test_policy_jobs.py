@@ -136,8 +136,8 @@ def test_api_ppo_alias_and_bad_params(client):  # type: ignore[no-untyped-def]
     }
     for body, needle in [
         ({"kind": "policy", "params": {"algorithm": "grpo", "beta": 0}}, "beta"),
-        ({"kind": "policy", "params": {"algorithm": "sgd"}}, "expected tags"),
-        ({"kind": "policy", "params": {"algorithm": ["dpo"]}}, "expected tags"),
+        ({"kind": "policy", "params": {"algorithm": "sgd"}}, "Input should be"),
+        ({"kind": "policy", "params": {"algorithm": ["dpo"]}}, "Input should be"),
         ({"kind": "ppo", "params": {"algorithm": "dpo"}}, "kind policy"),
         ({"kind": "policy", "params": {"algorithm": "dpo", "learning_rate": "x"}}, "learning_rate"),
         ({"kind": "policy", "params": {"algorithm": "rloo", "batch_size": 1e9}}, "batch"),
