@@ -167,7 +167,7 @@ def _gate(tiny_policy_dir, wins: bool):  # type: ignore[no-untyped-def]
     add_prompts(12)
     make_user("lab")
     with session_scope() as s:
-        origin = create_run(s, RunKind.ppo, {"note": "made the candidate"}, None).id
+        origin = create_run(s, RunKind.ppo, {}, None).id  # the run that made the candidate
         s.get(Run, origin).status = RunStatus.succeeded  # type: ignore[union-attr]
         cid = worker_arena.start_gate(s, vb, origin).id
     battles = _make_battles(cid, 12)
