@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.arena import service as arena
@@ -234,5 +235,7 @@ def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None
         c = s.scalar(select(ArenaCampaign).where(ArenaCampaign.candidate_id == new_id))
         assert c is not None and c.purpose == "gate" and c.baseline_id == active_tiny_policy
         assert c.run_id == run.id
-    bad = run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
-    assert bad.status == RunStatus.failed and "promote_by" in (bad.error or "")
+    from app.runs.service import RunParamError
+
+    with pytest.raises(RunParamError, match="promote_by"):  # refused before it is queued
+        run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
