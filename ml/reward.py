@@ -83,8 +83,10 @@ def load_reward_backbone(base_model: Path, seed: int):
     from transformers import AutoModelForSequenceClassification, set_seed
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
+    from .lora import ensure_merged
     from .store import load_tokenizer
 
+    ensure_merged(base_model)
     tok = load_tokenizer(Path(base_model), padding_side="left")
     set_seed(seed)  # the score head is randomly initialised
     with suppress_seqcls_warning():

@@ -17,6 +17,8 @@ from workers.jobs.training import (
     CurveProgress,
     JobParamError,
     clean,
+    compute_metrics,
+    compute_placement,
     config_from,
     policy_version,
     reward_version,
@@ -75,6 +77,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
             version=name,
         )
         version_id = mv.id
+    place = compute_placement(cfg, s)
+    ctx.progress(0, 0, compute_metrics(place, 1, cfg))
+    ctx.log(
+        f"{place.device}, {place.dtype}, 1 process"
+        + (f", LoRA r={cfg.lora_r}" if cfg.lora_r else "")
+    )
     started = time.monotonic()
     out = train_ppo(
         Path(start[2]),
@@ -85,6 +93,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         cfg,
         CurveProgress(ctx, dict(CURVE_KEYS)),
         ctx.should_stop,
+        place,
     )
     seconds = time.monotonic() - started
     curves = series(out.pop("curves", []))
@@ -95,6 +104,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "heldout_reward_delta": after - before,
         "kl_max": kl_max,
         "train_seconds": round(seconds, 2),
+        **compute_metrics(place, 1, cfg),
         "policy_version_id": start[0],
         "reward_version_id": rm[0],
         "heldout_fraction": heldout_fraction,

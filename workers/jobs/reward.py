@@ -15,6 +15,8 @@ from workers.jobs.training import (
     CurveProgress,
     JobParamError,
     clean,
+    compute_metrics,
+    compute_placement,
     config_from,
     id_ranges,
     ids_digest,
@@ -68,6 +70,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         version_id = mv.id
     ctx.log(f"training {name} from policy {base[1]} on {len(data.train)} pairs")
+    place = compute_placement(cfg, s)
+    ctx.progress(0, 0, compute_metrics(place, 1, cfg))
+    ctx.log(
+        f"{place.device}, {place.dtype}, 1 process"
+        + (f", LoRA r={cfg.lora_r}" if cfg.lora_r else "")
+    )
     started = time.monotonic()
     out = train_reward(
         Path(base[2]),
@@ -77,6 +85,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         cfg,
         CurveProgress(ctx, {k: k for k in CURVE_KEYS}),
         ctx.should_stop,
+        place,
     )
     seconds = time.monotonic() - started
     curves = series(out.pop("curves", []))
@@ -84,6 +93,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         **out,
         **dataset,
         "train_seconds": round(seconds, 2),
+        **compute_metrics(place, 1, cfg),
         "policy_version_id": base[0],
         "config": cfg.model_dump(mode="json"),
     }
