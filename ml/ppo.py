@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -51,10 +52,11 @@ def ppo_config(cfg: PPORunConfig, output_dir: str, place: Placement | None = Non
     place = place or Placement("cpu", "float32")
 
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # each PPO step takes a batch per rank
     return PPOConfig(
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
-        total_episodes=cfg.num_ppo_steps * batch,
+        total_episodes=cfg.num_ppo_steps * batch * world,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_mini_batches=cfg.num_mini_batches,

@@ -41,6 +41,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune the active policy with PPO; returns the run's metrics."""
     from ml.params import PPOParams
     from ml.ppo import CURVE_KEYS, train_ppo
+    from workers.launch import launch_for, run_ranks
 
     s = ctx.settings
     cfg = config_from(ctx.params, PPOParams)
@@ -78,23 +79,30 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         version_id = mv.id
     place = compute_placement(cfg, s)
-    ctx.progress(0, 0, compute_metrics(place, 1, cfg))
+    launch = launch_for(cfg, s)
+    ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
     ctx.log(
-        f"{place.device}, {place.dtype}, 1 process"
+        f"{place.device}, {place.dtype}, {launch.processes} process(es)"
         + (f", LoRA r={cfg.lora_r}" if cfg.lora_r else "")
     )
+    progress = CurveProgress(ctx, dict(CURVE_KEYS))
     started = time.monotonic()
-    out = train_ppo(
-        Path(start[2]),
-        Path(rm[2]),
-        train,
-        heldout,
-        path,
-        cfg,
-        CurveProgress(ctx, dict(CURVE_KEYS)),
-        ctx.should_stop,
-        place,
-    )
+    if launch.in_process:
+        out = train_ppo(
+            Path(start[2]), Path(rm[2]), train, heldout, path, cfg, progress, ctx.should_stop,
+            place,
+        )  # fmt: skip
+    else:
+        spec = {
+            "cfg": cfg.model_dump(mode="json"),
+            "place": {"device": place.device, "dtype": place.dtype},
+            "base": start[2],
+            "reward": rm[2],
+            "train": train,
+            "eval": heldout,
+            "out": str(path),
+        }
+        out = run_ranks(ctx, "ppo", spec, launch, progress, s.torch_threads)
     seconds = time.monotonic() - started
     curves = series(out.pop("curves", []))
     before, after = out["heldout_reward_before"], out["heldout_reward_after"]
@@ -104,7 +112,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "heldout_reward_delta": after - before,
         "kl_max": kl_max,
         "train_seconds": round(seconds, 2),
-        **compute_metrics(place, 1, cfg),
+        **compute_metrics(place, launch.processes, cfg),
         "policy_version_id": start[0],
         "reward_version_id": rm[0],
         "heldout_fraction": heldout_fraction,
