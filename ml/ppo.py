@@ -210,7 +210,9 @@ def mean_reward(
     return _scores(reward, batches, tokenizer.pad_token_id).mean().item()
 
 
-def _load_models(policy_path: Path, reward_path: Path, cfg: PPORunConfig) -> tuple[Any, ...]:
+def _load_models(
+    policy_path: Path, reward_path: Path, cfg: PPORunConfig, place: Placement
+) -> tuple[Any, ...]:
     """Tokenizer, policy, reference (None with LoRA: the policy with its adapter disabled),
     reward and value models; with LoRA the value model trains only LoRA layers and its head."""
     from transformers import (
@@ -229,15 +231,18 @@ def _load_models(policy_path: Path, reward_path: Path, cfg: PPORunConfig) -> tup
     if rm_tok.get_vocab() != tok.get_vocab() or rm_tok.pad_token_id != tok.pad_token_id:
         raise ValueError("policy and reward model must share one tokenizer")
     set_seed(cfg.seed)
-    policy = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32)
+    # LoRA on a GPU: frozen weights in bf16/fp16; full fine-tunes keep fp32 master weights
+    base_dtype = place.torch_dtype if cfg.lora_r and place.is_gpu else torch.float32
+    frozen_dtype = place.torch_dtype if place.is_gpu else torch.float32
+    policy = AutoModelForCausalLM.from_pretrained(policy_path, dtype=base_dtype)
     ref = None
     if not cfg.lora_r:
-        ref = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32)
+        ref = AutoModelForCausalLM.from_pretrained(policy_path, dtype=frozen_dtype)
     reward = AutoModelForSequenceClassification.from_pretrained(
-        reward_path, num_labels=1, dtype=torch.float32
+        reward_path, num_labels=1, dtype=frozen_dtype
     )
     value = AutoModelForSequenceClassification.from_pretrained(
-        reward_path, num_labels=1, dtype=torch.float32
+        reward_path, num_labels=1, dtype=base_dtype
     )
     if cfg.lora_r:
         value = inject(value, cfg, value.config.model_type)
@@ -294,7 +299,8 @@ def train_ppo(
     if should_stop is not None and should_stop():
         raise Cancelled("cancelled before start")
 
-    tok, policy, ref, reward, value = _load_models(Path(policy_path), Path(reward_path), cfg)
+    place = place or Placement("cpu", "float32")
+    tok, policy, ref, reward, value = _load_models(Path(policy_path), Path(reward_path), cfg, place)
     peft_config = lora_config(cfg, policy.config.model_type, "CAUSAL_LM")
     original_gen_config = copy.deepcopy(policy.generation_config)
     eval_temp = cfg.temperature if cfg.eval_temperature is None else cfg.eval_temperature

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ class Events:
             for k, v in (logs or {}).items()
             if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
         }
-        self.write({"t": "progress", "step": step, "total": total, "logs": finite})
+        self.write(
+            {"t": "progress", "step": step, "total": total, "logs": finite, "at": time.time()}
+        )
 
     def log(self, line: str) -> None:
         self.write({"t": "log", "line": line})
