@@ -72,3 +72,23 @@ def test_settings_and_run_params_accept_the_same_specs() -> None:
     with pytest.raises(ValidationError):
         Settings(device="gpu")
     assert parse("ppo", {"device": "mps", "dtype": "float16"}).device == "mps"
+
+
+def test_generation_and_serving_load_with_the_one_placement(tiny_policy_dir) -> None:  # type: ignore[no-untyped-def]
+    """The generate job's and /v1's generator both take their device/dtype from placement()."""
+    import torch
+
+    from app.config import Settings
+    from app.serving.engine import ServingEngine, Target
+    from ml.generate import GenerationParams, LocalGenerator
+
+    gen = LocalGenerator(tiny_policy_dir, place=placement("cpu", "bfloat16", training=False))
+    assert gen.model.dtype == torch.bfloat16 and gen.model.device.type == "cpu"
+    texts = gen.generate([[{"role": "user", "content": "hi"}]] * 3, 2, GenerationParams(
+        max_new_tokens=4, seed=1))  # fmt: skip
+    assert len(texts) == 3 and all(len(t) == 2 for t in texts)
+    engine = ServingEngine(Settings(device="cpu", dtype="bfloat16"))
+    loaded = engine._build(Target(None, "tiny", str(tiny_policy_dir)))
+    assert loaded.generator.model.dtype == torch.bfloat16
+    with pytest.raises(DeviceError):  # a device this machine lacks fails loudly, not silently
+        ServingEngine(Settings(device="cuda:3"))._build(Target(None, "tiny", str(tiny_policy_dir)))
