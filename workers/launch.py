@@ -41,11 +41,28 @@ class Launch:
         return self.processes <= 1 and self.accelerate_config is None
 
 
-def launch_for(cfg: Any, settings: Any) -> Launch:
-    """The run's process count and accelerate config (its override, else the settings)."""
+def launch_for(cfg: Any, settings: Any, place: Any = None) -> Launch:
+    """The run's process count and accelerate config (its override, else the settings).
+
+    Without an accelerate config the ranks share this machine: at most one per CPU core on CPU,
+    one per GPU on CUDA (JobParamError otherwise, before anything starts)."""
     processes = cfg.num_processes or settings.train_processes
     name = cfg.accelerate_config or settings.accelerate_config or ""
     if not name:
+        device = getattr(place, "device", "cpu")
+        if device.startswith("cuda"):
+            import torch
+
+            limit, what = torch.cuda.device_count(), "CUDA devices"
+        elif device == "mps":
+            limit, what = 1, "MPS devices"
+        else:
+            limit, what = os.cpu_count() or 1, "CPU cores"
+        if processes > max(limit, 1):
+            raise JobParamError(
+                f"num_processes={processes}: this machine has {limit} {what}; "
+                "use an accelerate config for more"
+            )
         return Launch(processes, None)
     path = Path(name)
     if not path.is_absolute() or cfg.accelerate_config:

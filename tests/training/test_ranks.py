@@ -128,3 +128,35 @@ def test_a_dying_rank_fails_the_run_and_the_active_model_stays(active_tiny_polic
         versions = s.query(ModelVersion).filter(ModelVersion.run_id == rid).all()
         assert [v.status for v in versions] == [ModelStatus.failed]
         assert registry.active_version(s, ModelKind.policy).id == active_tiny_policy
+
+
+def test_launch_settings_and_limits(tmp_path, monkeypatch):
+    from app.config import Settings
+    from ml.device import Placement
+    from ml.params import RewardParams
+    from workers.jobs.training import JobParamError
+    from workers.launch import Launch, command, launch_for
+
+    cpu = Placement("cpu", "float32")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert launch_for(RewardParams(), Settings(), cpu) == Launch(1, None)
+    assert launch_for(RewardParams(), Settings(train_processes=2), cpu).processes == 2
+    assert launch_for(RewardParams(num_processes=2), Settings(), cpu).processes == 2
+    with pytest.raises(JobParamError, match="2 CPU cores"):
+        launch_for(RewardParams(num_processes=3), Settings(), cpu)
+    cmd = command(Launch(2, None), tmp_path / "spec.json")
+    assert "torch.distributed.run" in cmd and cmd[cmd.index("--nproc_per_node") + 1] == "2"
+    # accelerate configs: a bare name inside ACCELERATE_DIR, passed through to accelerate launch
+    with pytest.raises(JobParamError, match="ACCELERATE_DIR"):
+        launch_for(RewardParams(accelerate_config="ddp.yaml"), Settings(), cpu)
+    (tmp_path / "ddp.yaml").write_text("distributed_type: MULTI_GPU\nnum_processes: 8\n")
+    s = Settings(accelerate_dir=tmp_path)
+    launch = launch_for(RewardParams(accelerate_config="ddp.yaml", num_processes=8), s, cpu)
+    assert launch == Launch(8, tmp_path / "ddp.yaml") and not launch.in_process
+    cmd = command(launch, tmp_path / "spec.json")
+    assert cmd[1:4] == ["launch", "--config_file", str(tmp_path / "ddp.yaml")]
+    assert cmd[-2:] == ["workers.launch_rank", str(tmp_path / "spec.json")]
+    with pytest.raises(JobParamError, match="does not exist"):
+        launch_for(RewardParams(accelerate_config="fsdp.yaml"), s, cpu)
+    with pytest.raises(ValueError):  # no paths in run params
+        RewardParams(accelerate_config="../etc/passwd")

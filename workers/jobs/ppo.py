@@ -79,7 +79,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         version_id = mv.id
     place = compute_placement(cfg, s)
-    launch = launch_for(cfg, s)
+    launch = launch_for(cfg, s, place)
     ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
     ctx.log(
         f"{place.device}, {place.dtype}, {launch.processes} process(es)"

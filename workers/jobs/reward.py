@@ -72,7 +72,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         version_id = mv.id
     ctx.log(f"training {name} from policy {base[1]} on {len(data.train)} pairs")
     place = compute_placement(cfg, s)
-    launch = launch_for(cfg, s)
+    launch = launch_for(cfg, s, place)
     ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
     ctx.log(
         f"{place.device}, {place.dtype}, {launch.processes} process(es)"
