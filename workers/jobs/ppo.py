@@ -45,6 +45,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     s = ctx.settings
     cfg = config_from(ctx.params, PPOParams)
+    place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
+    launch = launch_for(cfg, s, place)
     heldout_fraction = cfg.heldout_fraction
     max_prompts, max_heldout = cfg.max_prompts, cfg.max_heldout
     kl_max = s.ppo_kl_max if cfg.kl_max is None else cfg.kl_max
@@ -78,8 +80,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
             version=name,
         )
         version_id = mv.id
-    place = compute_placement(cfg, s)
-    launch = launch_for(cfg, s, place)
     ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
     ctx.log(
         f"{place.device}, {place.dtype}, {launch.processes} process(es)"

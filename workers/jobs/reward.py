@@ -33,6 +33,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     s = ctx.settings
     cfg = config_from(ctx.params, RewardParams)
+    place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
+    launch = launch_for(cfg, s, place)
     min_agreement = s.min_agreement if cfg.min_agreement is None else cfg.min_agreement
     eval_fraction = cfg.eval_fraction
     max_id = cfg.max_judgment_id
@@ -71,8 +73,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         version_id = mv.id
     ctx.log(f"training {name} from policy {base[1]} on {len(data.train)} pairs")
-    place = compute_placement(cfg, s)
-    launch = launch_for(cfg, s, place)
     ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
     ctx.log(
         f"{place.device}, {place.dtype}, {launch.processes} process(es)"
