@@ -32,7 +32,14 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CACHE = Path(tempfile.gettempdir()) / "prefloop-bench-scale"
-OASST = ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl"
+OASST = next(
+    (
+        p / "shared" / "data" / "oasst_en_100_tree.jsonl"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "oasst_en_100_tree.jsonl").is_file()
+    ),
+    ROOT.parent / "shared" / "data" / "oasst_en_100_tree.jsonl",
+)
 
 
 def smollm2() -> tuple[Path, Path]:
