@@ -13,16 +13,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-MAX_INT32 = 2**31 - 1
+from ml.limits import INT32_MAX as MAX_INT32
+from ml.limits import check_no_nul
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
-
-
-Text = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(max_length=200), AfterValidator(check_no_nul)]
 VersionRef = int | Text  # a model version id or name
 Seed = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
@@ -258,6 +252,11 @@ class PPOParams(RunParams, ComputeParams, LoraParams):
         json_schema_extra=form("Response length (tokens)"),
     )
     temperature: float = Field(0.7, gt=0.0, le=5.0, description="rollout sampling temperature")
+    promote_by: Literal["reward", "arena", "both"] | None = Field(
+        None,
+        description="who promotes the result: the reward gate, human arena battles, or both in "
+        "that order; blank = PREFLOOP_PROMOTE_BY",
+    )
     missing_eos_penalty: float | None = Field(
         None, ge=0.0, le=100.0, description="score penalty for responses that never emit EOS"
     )
@@ -329,6 +328,44 @@ class GenerateParams(RunParams):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
         None, description="blank = PREFLOOP_DTYPE"
     )
+    selection: Literal["random", "uncertainty"] | None = Field(
+        None,
+        description="which candidates become the task: random, or the pair the newest reward "
+        "model is least sure about; blank = PREFLOOP_SELECTION",
+    )
+    pool: int | None = Field(
+        None,
+        ge=2,
+        le=32,
+        description="uncertainty: candidates sampled per prompt; blank = PREFLOOP_GEN_POOL",
+    )
+    explore: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="uncertainty: share kept at random; blank = PREFLOOP_EXPLORE",
+    )
+
+
+class BattleParams(RunParams):
+    """A `battle` run: answers of two policy versions to fresh prompts for an arena campaign."""
+
+    kind: ClassVar[str] = "battle"
+
+    campaign_id: Annotated[int, Field(ge=1, le=MAX_INT32)] = Field(
+        description="the arena campaign the battles belong to"
+    )
+    battles: int | None = Field(
+        None, ge=1, le=1000, description="battles to prepare; blank = PREFLOOP_ARENA_OPEN_BATTLES"
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=4096, description="blank = PREFLOOP_MAX_NEW_TOKENS"
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, le=5.0, description="blank = PREFLOOP_TEMPERATURE"
+    )
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="blank = PREFLOOP_TOP_P")
+    seed: Seed | None = Field(None, description="sampling seed; blank = random")
 
 
 #: run kind -> its parameter model (policy algorithms register theirs here too)
@@ -336,6 +373,7 @@ PARAMS: dict[str, type[RunParams]] = {
     "generate": GenerateParams,
     "reward": RewardParams,
     "ppo": PPOParams,
+    "battle": BattleParams,
 }
 
 

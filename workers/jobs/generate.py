@@ -29,6 +29,8 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
+from ml.limits import replace_nul
+from workers import selection
 from workers.context import JobContext
 from workers.jobs.training import config_from
 
@@ -130,7 +132,7 @@ def write_task(
     seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
         # a model can emit a NUL byte token; PostgreSQL text cannot store it
-        text = text.replace("\x00", "\ufffd").strip()
+        text = replace_nul(text).strip()
         h = completion_hash(text, f"policy:{vname}")
         if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
             seen[h] = (text, vid, vname)
@@ -213,6 +215,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         else:
             versions = resolve_versions(session, p.versions)  # type: ignore[assignment]
         prompts = select_prompts(session, limit, p.prompt_ids, p.fresh)
+        sel = selection.plan(session, s, ctx.params, k, len(versions), seed, ctx.log)
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
@@ -227,7 +230,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         chunk = prompts[start : start + batch]
         samples: list[list[tuple[str, int | None, str]]] = [[] for _ in chunk]
         for vi, (vid, vname, _path) in enumerate(versions):
-            n = len(range(vi, k, len(versions)))  # candidate j comes from version j % len
+            n = len(range(vi, sel.sample, len(versions)))  # candidate j from version j % len
             if n == 0:
                 continue
             params = GenerationParams(seed=seed + start * 1000 + vi, **gp)
@@ -235,13 +238,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
             for i, outs in enumerate(texts):
                 samples[i].extend((t, vid, vname) for t in outs)
                 tokens_out += sum(len(t.split()) for t in outs)
+        kept = [sel.keep(prompt[2], samples[i]) for i, prompt in enumerate(chunk)]  # scores
         with ctx.session() as session:
             for i, prompt in enumerate(chunk):
                 gen_params = {**gp, "seed": seed + start * 1000, "run_id": ctx.run_id, "k": k}
-                tid = write_task(session, prompt, samples[i], gen_params, required, ctx.run_id)
+                tid = write_task(session, prompt, kept[i][0], gen_params, required, ctx.run_id)
                 if tid is None:
                     skipped_ids.append(prompt[0])
                 else:
+                    sel.record(session, tid, kept[i][1])
                     created += 1
         done = min(start + batch, total)
         ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": len(skipped_ids)})
@@ -259,6 +264,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "versions": [v[1] for v in versions],
         "device": place.device,
         "dtype": place.dtype,
+        **sel.summary(),
         "seconds": round(elapsed, 2),
         "words_per_s": round(tokens_out / elapsed, 1) if elapsed > 0 else None,
     }

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.models import ModelKind, ModelStatus
 from app.models_registry import service as registry
+from workers.arena import gate_mode, start_arena_gate
 from workers.context import JobContext
 from workers.datasets import ppo_prompts
 from workers.jobs.training import (
@@ -51,6 +52,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     max_prompts, max_heldout = cfg.max_prompts, cfg.max_heldout
     kl_max = s.ppo_kl_max if cfg.kl_max is None else cfg.kl_max
     auto_promote = cfg.auto_promote
+    promote_by = gate_mode(ctx.params, s)
     with ctx.session() as session:
         policy = policy_version(session, cfg.policy_version_id)
         reward = reward_version(session, cfg.reward_version_id)
@@ -126,7 +128,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.log(f"{name}: {reason} ({seconds:.1f}s)")
     promoted = False
-    if ok and auto_promote:
+    if auto_promote and (promote_by == "arena" or (promote_by == "both" and ok)):
+        reason = start_arena_gate(ctx, version_id, reason, promote_by)
+    elif ok and auto_promote:
         promoted, reason = _promote(ctx, version_id, start[0], reason)
     elif ok:
         reason += "; auto-promotion off: left ready for an admin"
