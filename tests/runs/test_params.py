@@ -72,7 +72,7 @@ def test_cli_param_is_parsed_by_the_model() -> None:
     assert out.exit_code == 0, out.output
     with session_scope() as s:
         run = s.scalars(select(Run)).one()
-        assert run.params == {"num_ppo_steps": 4, "lora_r": 8}
+        assert run.params == {"num_ppo_steps": 4, "lora_r": 8, "algorithm": "ppo"}
 
 
 def test_scheduler_params_validate() -> None:
