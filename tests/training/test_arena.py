@@ -25,7 +25,7 @@ from app.models import (
     TaskCandidate,
 )
 from app.models_registry import service as registry
-from app.runs.service import create_run
+from app.runs.service import RunParamError, create_run
 from tests.exports.helpers import judge
 from tests.factories import auth, make_user
 from tests.training.conftest import run_job
@@ -235,7 +235,5 @@ def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None
         c = s.scalar(select(ArenaCampaign).where(ArenaCampaign.candidate_id == new_id))
         assert c is not None and c.purpose == "gate" and c.baseline_id == active_tiny_policy
         assert c.run_id == run.id
-    from app.runs.service import RunParamError
-
-    with pytest.raises(RunParamError, match="promote_by"):  # refused before it is queued
-        run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
+    with pytest.raises(RunParamError, match="promote_by"), session_scope() as s:
+        create_run(s, RunKind.ppo, {**params, "promote_by": "vibes"}, None)  # refused up front
