@@ -356,8 +356,12 @@ def evaluate(
     should_stop: StopFn | None = None,
 ) -> GateResult:
     """Score the starting and the new policy on the held-out set and apply :func:`decide`."""
+    from ..lora import ensure_merged
     from ..store import load_tokenizer
 
+    for p in (start_path, new_path, reward_path):
+        if p is not None:
+            ensure_merged(p)  # a LoRA version is scored as its merged copy
     tok = load_tokenizer(Path(new_path), padding_side="left")
     start, new = _load_causal(Path(start_path)), _load_causal(Path(new_path))
     prompts = inputs.heldout_prompts
