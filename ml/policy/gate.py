@@ -151,7 +151,12 @@ def decide(
 def _load_causal(path: Path) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    from ..lora import _load_merged, is_adapter_only
+
+    if is_adapter_only(path):  # merged in memory; the store merges on first activation
+        model = _load_merged(path, torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     return model
 
@@ -359,10 +364,10 @@ def evaluate(
     from ..lora import ensure_merged
     from ..store import load_tokenizer
 
-    for p in (start_path, new_path, reward_path):
+    for p in (start_path, reward_path):
         if p is not None:
-            ensure_merged(p)  # a LoRA version is scored as its merged copy
-    tok = load_tokenizer(Path(new_path), padding_side="left")
+            ensure_merged(p)  # as the trainers do: a LoRA start or reward version, merged once
+    tok = load_tokenizer(Path(start_path), padding_side="left")
     start, new = _load_causal(Path(start_path)), _load_causal(Path(new_path))
     prompts = inputs.heldout_prompts
     args = (inputs.samples_per_prompt, inputs.max_new_tokens, inputs.temperature, inputs.seed)
