@@ -52,6 +52,8 @@ def create_run(
         if params.setdefault("algorithm", "ppo") != "ppo":
             raise RunError("kind ppo is algorithm ppo; use kind policy for another algorithm")
         kind = RunKind.policy
+    if kind == RunKind.policy:
+        params.setdefault("algorithm", "ppo")  # stored, so the run says what it is
     try:
         stored = parse(kind.value, params).stored()
     except ParamError as e:

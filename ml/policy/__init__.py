@@ -38,6 +38,7 @@ class PolicyData:
     heldout_prompts: list[Messages] = field(default_factory=list)
     train_pairs: list[dict[str, Any]] = field(default_factory=list)
     eval_pairs: list[dict[str, Any]] = field(default_factory=list)
+    place: Any = None  # ml.device.Placement for trainers that take one (ppo); None: default
 
 
 @dataclass

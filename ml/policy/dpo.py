@@ -58,6 +58,9 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
         raise ValueError("no training pairs")
     if cb.should_stop is not None and cb.should_stop():
         raise Cancelled("cancelled before start")
+    from ..lora import ensure_merged
+
+    ensure_merged(data.policy_path)  # a LoRA version trains from its merged copy
     tok = load_tokenizer(Path(data.policy_path), padding_side="left")
     set_seed(cfg.seed)
     policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=torch.float32)

@@ -151,7 +151,12 @@ def decide(
 def _load_causal(path: Path) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    from ..lora import _load_merged, is_adapter_only
+
+    if is_adapter_only(path):  # merged in memory; the store merges on first activation
+        model = _load_merged(path, torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     return model
 
@@ -356,9 +361,13 @@ def evaluate(
     should_stop: StopFn | None = None,
 ) -> GateResult:
     """Score the starting and the new policy on the held-out set and apply :func:`decide`."""
+    from ..lora import ensure_merged
     from ..store import load_tokenizer
 
-    tok = load_tokenizer(Path(new_path), padding_side="left")
+    for p in (start_path, reward_path):
+        if p is not None:
+            ensure_merged(p)  # as the trainers do: a LoRA start or reward version, merged once
+    tok = load_tokenizer(Path(start_path), padding_side="left")
     start, new = _load_causal(Path(start_path)), _load_causal(Path(new_path))
     prompts = inputs.heldout_prompts
     args = (inputs.samples_per_prompt, inputs.max_new_tokens, inputs.temperature, inputs.seed)

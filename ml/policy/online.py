@@ -79,6 +79,10 @@ def train_group(
         raise ValueError(f"{cfg.algorithm} needs a reward model")
     if cb.should_stop is not None and cb.should_stop():
         raise Cancelled("cancelled before start")
+    from ..lora import ensure_merged
+
+    ensure_merged(data.policy_path)  # a LoRA version trains from its merged copy
+    ensure_merged(data.reward_path)
     tok = load_tokenizer(Path(data.policy_path), padding_side="left")
     rm_tok = load_tokenizer(Path(data.reward_path), padding_side="right")
     prompts = _fitting(tok, data.train_prompts, cfg.max_prompt_length)

@@ -32,6 +32,7 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
         cfg,  # PolicyPPOParams is a PPOParams
         cb.progress,
         cb.should_stop,
+        data.place,
     )
     curves = out.pop("curves", [])
     metrics = {k: v for k, v in out.items() if not k.startswith("heldout_") and k != "kl_to_ref"}

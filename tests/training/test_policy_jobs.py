@@ -148,3 +148,35 @@ def test_api_ppo_alias_and_bad_params(client):  # type: ignore[no-untyped-def]
         assert needle in r.text
     with session_scope() as s:
         assert [run.kind for run in s.scalars(select(Run))] == [RunKind.policy]
+
+
+@pytest.mark.slow
+def test_ppo_with_lora_is_gated_on_its_merged_copy(ready_reward, active_tiny_policy):
+    seed_polite_preferences(n_prompts=32, tasks_per_prompt=1)
+    params = {"algorithm": "ppo", **CONFIGS["ppo"], "lora_r": 4, "kl_max": 1000}
+    run = run_job(RunKind.policy, params)
+    assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
+    m = run.metrics
+    assert m["lora_r"] == 4 and m["device"] == "cpu" and m["processes"] == 1
+    assert m["gate"]["gain"]["n"] > 1 and m["kl_to_ref"] is not None
+    # the other algorithms do not take compute/LoRA parameters (refused, not ignored)
+    with pytest.raises(Exception, match="lora_r"):
+        run_job(RunKind.policy, {"algorithm": "rloo", "lora_r": 4})
+
+
+@pytest.mark.slow
+def test_rloo_result_can_wait_on_the_arena(ready_reward, active_tiny_policy):
+    from app.models import ArenaCampaign
+
+    seed_polite_preferences(n_prompts=32, tasks_per_prompt=1)
+    params = {"algorithm": "rloo", **CONFIGS["rloo"], "steps": 2, "promote_by": "arena"}
+    run = run_job(RunKind.policy, params)
+    assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
+    m = run.metrics
+    assert m["promoted"] is False and "waiting on the arena" in m["promotion_reason"]
+    with session_scope() as s:
+        c = s.scalar(
+            select(ArenaCampaign).where(ArenaCampaign.candidate_id == m["policy_version_new_id"])
+        )
+        assert c is not None and c.purpose == "gate" and c.run_id == run.id
+        assert registry.active_version(s, ModelKind.policy).id == active_tiny_policy

@@ -21,6 +21,8 @@ from workers.jobs.training import (
     CurveProgress,
     JobParamError,
     clean,
+    compute_metrics,
+    compute_placement,
     id_ranges,
     ids_digest,
     newest_reward_version,
@@ -50,6 +52,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     cfg = params_of(ctx)
     algo, s = cfg.algorithm, ctx.settings
     promote_by = gate_mode(ctx.params, s)
+    place = launch = None
+    if algo == "ppo":  # device, precision and ranks as for train's PPO (LoRA is in the params)
+        from workers.launch import launch_for
+
+        place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
+        launch = launch_for(cfg, s, place)
     kl_max = cfg.kl_max if cfg.kl_max is not None else s.policy_kl_bound
     dataset: dict[str, Any] = {}
     with ctx.session() as session:
@@ -115,8 +123,16 @@ def run(ctx: JobContext) -> dict[str, Any]:
         heldout_prompts=heldout,
         train_pairs=pairs[0],
         eval_pairs=pairs[1],
+        place=place,
     )
-    out = train_policy(cfg, data_in, Callbacks(CurveProgress(ctx, keys), ctx.should_stop))
+    progress = CurveProgress(ctx, keys)
+    if launch is not None:
+        ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
+        ctx.log(f"{place.device}, {place.dtype}, {launch.processes} process(es)")
+    if launch is not None and not launch.in_process:
+        out = _ppo_ranks(ctx, cfg, data_in, launch, progress)
+    else:
+        out = train_policy(cfg, data_in, Callbacks(progress, ctx.should_stop))
     train_seconds = time.monotonic() - started
     ctx.log(f"{name}: trained in {train_seconds:.1f}s; scoring held-out set for the gate")
     eval_tokens, eval_temperature = eval_sampling(cfg)
@@ -148,6 +164,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "n_heldout": len(heldout),
         "train_seconds": round(train_seconds, 2),
         "gate_seconds": round(seconds - train_seconds, 2),
+        **(compute_metrics(place, launch.processes, cfg) if launch is not None else {}),
         "policy_version_id": start[0],
         "reward_version_id": rm[0] if rm else None,
         "config": cfg.model_dump(mode="json"),
@@ -184,6 +201,28 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "policy_version_new": name,
         }
     )
+
+
+def _ppo_ranks(ctx: JobContext, cfg: Any, data: Any, launch: Any, progress: Any) -> Any:
+    """PPO over several processes (workers/launch.py), as train's ppo job runs it."""
+    from ml.params import PPOParams
+    from ml.policy import TrainResult
+    from workers.launch import run_ranks
+
+    ppo = PPOParams.model_validate(cfg.model_dump(include=set(PPOParams.model_fields)))
+    spec = {
+        "cfg": ppo.model_dump(mode="json"),
+        "place": {"device": data.place.device, "dtype": data.place.dtype},
+        "base": str(data.policy_path),
+        "reward": str(data.reward_path),
+        "train": data.train_prompts,
+        "eval": [],  # the gate scores the held-out prompts afterwards
+        "out": str(data.out_dir),
+    }
+    out = run_ranks(ctx, "ppo", spec, launch, progress, ctx.settings.torch_threads)
+    curves = out.pop("curves", [])
+    keep = {k: v for k, v in out.items() if not k.startswith("heldout_") and k != "kl_to_ref"}
+    return TrainResult(metrics=keep, curves=curves)
 
 
 def _unique_prompts(rows: list[dict[str, Any]], groups: list[str], limit: int) -> list[Any]:
