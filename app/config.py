@@ -71,6 +71,37 @@ class Settings(BaseSettings):
     stale_after_seconds: float = 60.0
     max_attempts: int = 2
 
+    # training at scale (issue 10): device, precision, processes; runs may override each
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$",
+        description="auto | cpu | cuda | cuda:N | mps (auto: CUDA, else MPS, else CPU)",
+    )
+    dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|float32|bfloat16|float16)$",
+        description="auto: bf16 on GPUs that support it, fp32 on CPU",
+    )
+    train_processes: int = Field(1, ge=1, le=64, description="ranks per training run")
+    accelerate_dir: Path | None = Field(
+        None, description="folder of accelerate config files runs may name; blank: none"
+    )
+    accelerate_config: str = Field(
+        "", description="default accelerate config (a file in ACCELERATE_DIR); blank: torchrun"
+    )
+    # --- observability and integrations (issue 15) ---
+    metrics_token: str = Field(
+        "", description="bearer token Prometheus sends to /metrics; unset: admins only"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="per delivery attempt")
+    webhook_retry_s: list[float] = Field(
+        [5, 300, 1800, 7200, 18000, 36000],
+        description="waits before each retry (Standard Webhooks schedule); then failed",
+    )
+    webhook_max_endpoints: int = Field(20, ge=1)
+    webhook_allow_private: bool = Field(
+        False, description="allow receivers on loopback/private/link-local addresses"
+    )
     # --- uncertainty selection and the arena (issue 14) ---
     selection: Literal["random", "uncertainty"] = Field(
         "random", description="generate: keep the candidates the reward model is least sure about"

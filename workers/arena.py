@@ -148,7 +148,7 @@ def gate_mode(params: dict[str, Any], settings: Settings) -> str:
     """Who promotes a PPO result: `promote_by` param, else PREFLOOP_PROMOTE_BY."""
     from workers.jobs.training import JobParamError
 
-    mode = str(params.get("promote_by", settings.promote_by))
+    mode = str(params.get("promote_by") or settings.promote_by)
     if mode not in ("reward", "arena", "both"):
         raise JobParamError("promote_by must be reward, arena or both")
     return mode

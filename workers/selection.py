@@ -83,7 +83,7 @@ def plan(
 ) -> Selection:
     """The run's selection: uncertainty when asked for, with one policy version and a ready
     reward model; otherwise random (as before)."""
-    mode = str(params.get("selection", settings.selection))
+    mode = str(params.get("selection") or settings.selection)
     if mode not in ("random", "uncertainty"):
         from workers.jobs.training import JobParamError
 
@@ -97,8 +97,8 @@ def plan(
     if rm is None:
         log("selection: no reward model is ready yet; candidates are kept at random")
         return Selection(k, k)
-    pool = max(int(params.get("pool", settings.gen_pool)), k)
-    explore = float(params.get("explore", settings.explore))
+    pool = max(int(params.get("pool") or settings.gen_pool), k)
+    explore = float(settings.explore if params.get("explore") is None else params["explore"])
     if not 0.0 <= explore <= 1.0:
         from workers.jobs.training import JobParamError
 

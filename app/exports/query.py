@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
 from app.config import get_settings
-from app.db import sync_url
+from app.db import is_postgres, sync_url
 from app.exports.schemas import ExportFilters
 from app.models import (
     ComparisonTask,
@@ -113,7 +113,7 @@ def _read_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=2)
 
         @event.listens_for(engine, "connect")
-        def _pg_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
             from psycopg.types.json import set_json_loads
 
             set_json_loads(_loads, dbapi_conn)
@@ -122,12 +122,12 @@ def _read_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute("PRAGMA busy_timeout=30000")
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -138,7 +138,7 @@ def read_connection() -> Iterator[Connection]:
     """A connection holding one consistent read-only snapshot for the whole export."""
     engine = _read_engine(sync_url(get_settings().database_url))
     opts: dict[str, Any] = {}
-    if engine.dialect.name == "postgresql":
+    if is_postgres(engine):
         opts = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**opts) as conn:
         with conn.begin():
@@ -186,7 +186,7 @@ def resolve(conn: Connection, f: ExportFilters) -> Resolved:
 
 def _conditions(conn: Connection, r: Resolved) -> list[Any]:
     f, j = r.filters, Judgment
-    pg = conn.dialect.name == "postgresql"
+    pg = is_postgres(conn)
     cond: list[Any] = []
     if f.since:
         cond.append(j.created_at >= f.since)
@@ -293,7 +293,7 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
         if on_judgments is not None:
             on_judgments(seen)
         while current is None or current[0] < task_id:
-            current = next(cgroups, None)  # type: ignore[arg-type]
+            current = next(cgroups, None)
             if current is None:
                 return
         if current[0] != task_id or not judgments:

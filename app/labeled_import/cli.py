@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from app.prompts.cli import SKIP_HELP
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail, read_input
 
     @group("import", "").command("preferences")
@@ -24,6 +25,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     ) -> None:
         """Import already-labeled preferences (HF chosen/rejected rows, OpenAssistant trees or
         FastChat arena battle logs)."""
+        from app.audit import record
         from app.db import session_scope
         from app.labeled_import import parsers, service
         from app.prompts.cli import report_rejects, show_errors
@@ -49,6 +51,9 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
             try:
                 with session_scope() as session:
                     s = service.import_preferences(session, records, name, fmt)
+                    details = {**s.__dict__, "rejected": len(rejects), "bytes": len(data)}
+                    details.update(format=fmt, skip_invalid=skip_invalid, file=str(file))
+                    record(session, None, "import.preferences", name, details)
             except ValueError as e:
                 fail(str(e))
         console.print(

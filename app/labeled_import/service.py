@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.labeled_import import parsers
 from app.labeled_import.records import LabeledRecord
 from app.models import Battle, ComparisonTask, Completion, Judgment, TaskCandidate, TaskStatus
+from app.ops.errors import check_no_nul
 from app.prompts import store
 from app.prompts.parsing import Record, Reject
 
@@ -38,9 +39,7 @@ def check_source(source: str) -> str:
     source = source.strip()
     if not source or len(source) > 200:
         raise ValueError("source name must be 1-200 characters")
-    if "\x00" in source:
-        raise ValueError("source name must not contain NUL (\\u0000) characters")
-    return source
+    return check_no_nul(source, "source name")
 
 
 @dataclass

@@ -25,6 +25,10 @@ class RunStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
+# a run in one of these states never changes again
+FINISHED_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+
+
 class Run(Base):
     """A unit of worker work, claimed from the queue and heartbeated while it runs."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import app.models.base
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels = None
 depends_on = None
 

@@ -130,7 +130,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     s, p = ctx.settings, ctx.params
     try:
         cid = int(p["campaign_id"])
-        n = int(p.get("battles", s.arena_open_battles))
+        n = int(p.get("battles") or s.arena_open_battles)
     except (KeyError, TypeError, ValueError):
         raise JobParamError("battle runs need an integer campaign_id (and battles)") from None
     if not 1 <= n <= 1000:

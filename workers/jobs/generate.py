@@ -31,6 +31,7 @@ from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
 from workers import selection
 from workers.context import JobContext
+from workers.jobs.training import config_from
 
 MAX_CACHED = 2
 _generators: OrderedDict[str, Any] = OrderedDict()
@@ -185,31 +186,33 @@ def run(ctx: JobContext) -> dict[str, Any]:
     import time
 
     from ml.generate import GenerationParams
+    from ml.params import GenerateParams
     from workers.bootstrap_policy import ensure_active_policy
 
-    s, p = ctx.settings, ctx.params
-    k = int(p.get("k", s.generate_k))
+    s = ctx.settings
+    p = config_from(ctx.params, GenerateParams)
+    k = s.generate_k if p.k is None else p.k
     if k < 2:
         raise GenerateError("k must be at least 2 (a comparison needs two candidates)")
-    seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(2**31)
-    required = int(p.get("required_judgments", s.default_required_judgments))
-    batch = max(int(p.get("batch_prompts", 4)), 1)
-    limit = int(p.get("prompts") or max(s.queue_target, 1))
+    seed = p.seed if p.seed is not None else random.randrange(2**31)
+    required = p.required_judgments or s.default_required_judgments
+    batch = p.batch_prompts
+    limit = p.prompts or max(s.queue_target, 1)
     gp = {
-        "max_new_tokens": int(p.get("max_new_tokens", s.max_new_tokens)),
-        "temperature": float(p.get("temperature", s.temperature)),
-        "top_p": float(p.get("top_p", s.top_p)),
+        "max_new_tokens": s.max_new_tokens if p.max_new_tokens is None else p.max_new_tokens,
+        "temperature": s.temperature if p.temperature is None else p.temperature,
+        "top_p": s.top_p if p.top_p is None else p.top_p,
     }
-    if not p.get("versions"):
+    if not p.versions:
         ensure_active_policy(s, log=ctx.log)
     with ctx.session() as session:
         external = s.generation_backend == "openai" and s.generation_model
-        if external and not p.get("versions") and not registry.active_version(session, "policy"):
+        if external and not p.versions and not registry.active_version(session, "policy"):
             versions: list[tuple[int | None, str, str]] = [(None, s.generation_model, "")]
         else:
-            versions = resolve_versions(session, p.get("versions"))  # type: ignore[assignment]
-        prompts = select_prompts(session, limit, p.get("prompt_ids"), bool(p.get("fresh", True)))
-        sel = selection.plan(session, s, p, k, len(versions), seed, ctx.log)
+            versions = resolve_versions(session, p.versions)  # type: ignore[assignment]
+        prompts = select_prompts(session, limit, p.prompt_ids, p.fresh)
+        sel = selection.plan(session, s, ctx.params, k, len(versions), seed, ctx.log)
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
