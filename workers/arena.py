@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.arena import service as arena
+from app.audit import record
 from app.config import Settings
 from app.models import (
     ArenaCampaign,
@@ -29,6 +30,7 @@ from app.models_registry import service as registry
 from app.runs import service as runs
 
 log = logging.getLogger("prefloop.arena")
+ACTOR = "worker:arena"  # how the gate's decisions appear in the audit trail
 
 
 def _busy_campaigns(session: Session) -> set[int]:
@@ -102,6 +104,7 @@ def decide(session: Session, settings: Settings) -> list[dict[str, Any]]:
             else:
                 try:
                     registry.activate(session, cand.id)
+                    registry.record_activation(session, ACTOR, cand, active.id, None)
                     why = "promoted: " + why
                 except registry.RegistryError as e:
                     outcome, why = "promotion_failed", f"{why}; activation failed: {e}"
@@ -125,7 +128,8 @@ def decide(session: Session, settings: Settings) -> list[dict[str, Any]]:
                 "promotion_reason": why,
             }
         _note_run(session, c.run_id, f"arena campaign {c.id}: {why}", decision)
-        # TODO(audit): record(session, None, "arena.decision", version, decision) once app/audit
+        target = cand.version if cand is not None else f"campaign {c.id}"
+        record(session, ACTOR, "arena.decision", target, {"campaign_id": c.id, **decision})
         session.flush()
         log.info("arena campaign %s: %s", c.id, why)
         made.append({"campaign_id": c.id, **decision})

@@ -20,6 +20,9 @@ from app.models import AuditEvent, utcnow
 
 # Every action the app records (docs/security.md lists them with their details).
 ACTIONS = (
+    "arena.campaign_start",
+    "arena.campaign_stop",
+    "arena.decision",
     "audit.export",
     "export.preferences",
     "guidelines.edit",

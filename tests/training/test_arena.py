@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.arena import service as arena
@@ -13,6 +14,7 @@ from app.config import get_settings
 from app.db import session_scope
 from app.models import (
     ArenaCampaign,
+    AuditEvent,
     Battle,
     ComparisonTask,
     Completion,
@@ -24,7 +26,7 @@ from app.models import (
     TaskCandidate,
 )
 from app.models_registry import service as registry
-from app.runs.service import create_run
+from app.runs.service import RunParamError, create_run
 from tests.exports.helpers import judge
 from tests.factories import auth, make_user
 from tests.training.conftest import run_job
@@ -32,6 +34,11 @@ from tests.workers.support import add_prompts, store_tiny
 from workers import arena as worker_arena
 
 GEN = {"max_new_tokens": 10, "temperature": 1.0}
+
+
+def registry_name(version_id: int) -> str:
+    with session_scope() as s:
+        return registry.get_version(s, version_id).version
 
 
 def _two_versions(tiny) -> tuple[tuple[int, str], tuple[int, str]]:  # type: ignore[no-untyped-def]
@@ -131,6 +138,10 @@ def test_worker_stocks_campaign_with_anonymous_battles(tiny_policy_dir, client) 
     r = client.post(f"/api/v1/arena/campaigns/{cid}/stop", headers=auth(admin))
     assert r.status_code == 200 and r.json()["status"] == "stopped"
     with session_scope() as s:
+        q = select(AuditEvent).where(AuditEvent.action.like("arena.%"))
+        trail = [(e.action, e.actor_name) for e in s.scalars(q)]
+    assert trail == [("arena.campaign_start", "root"), ("arena.campaign_stop", "root")]
+    with session_scope() as s:
         assert worker_arena.tick(s, get_settings()) == []  # a stopped campaign gets no battles
 
 
@@ -167,7 +178,7 @@ def _gate(tiny_policy_dir, wins: bool):  # type: ignore[no-untyped-def]
     add_prompts(12)
     make_user("lab")
     with session_scope() as s:
-        origin = create_run(s, RunKind.ppo, {"note": "made the candidate"}, None).id
+        origin = create_run(s, RunKind.ppo, {"seed": 1}, None).id
         s.get(Run, origin).status = RunStatus.succeeded  # type: ignore[union-attr]
         cid = worker_arena.start_gate(s, vb, origin).id
     battles = _make_battles(cid, 12)
@@ -204,6 +215,10 @@ def test_gate_promotes_a_candidate_humans_prefer(tiny_policy_dir) -> None:
         c = s.get(ArenaCampaign, cid)
         assert c.status == "decided" and c.decision["upper"] >= c.decision["lower"]  # type: ignore[union-attr]
         assert worker_arena.decide(s, get_settings()) == []  # decided once
+        events = [(e.action, e.actor_name, e.target) for e in s.scalars(select(AuditEvent))]
+    name = registry_name(vb)
+    assert ("arena.decision", "worker:arena", name) in events
+    assert ("model.activate", "worker:arena", name) in events
 
 
 def test_gate_rejects_a_candidate_humans_do_not_prefer(tiny_policy_dir) -> None:
@@ -214,6 +229,10 @@ def test_gate_rejects_a_candidate_humans_do_not_prefer(tiny_policy_dir) -> None:
         mv = s.get(ModelVersion, vb)
         assert mv.status == "ready" and mv.metrics["arena_decision"] == "reject"  # type: ignore[union-attr]
         assert "rejected by the arena" in s.get(Run, origin).log_tail  # type: ignore[union-attr]
+        q = select(AuditEvent.action).where(AuditEvent.action.in_(["arena.decision",
+                                                                    "model.activate"]))  # fmt: skip
+        actions = list(s.scalars(q))
+    assert actions == ["arena.decision"]
 
 
 def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None:
@@ -234,5 +253,5 @@ def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None
         c = s.scalar(select(ArenaCampaign).where(ArenaCampaign.candidate_id == new_id))
         assert c is not None and c.purpose == "gate" and c.baseline_id == active_tiny_policy
         assert c.run_id == run.id
-    bad = run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
-    assert bad.status == RunStatus.failed and "promote_by" in (bad.error or "")
+    with pytest.raises(RunParamError, match="promote_by"):
+        run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
