@@ -94,3 +94,24 @@ def test_pair_weights_favour_overlap() -> None:
     assert min(w.values()) > 0  # every pair keeps a chance
     fresh = pair_weights(["a", "new"], board)
     assert fresh[("a", "new")] == max(fresh.values())
+
+
+def _gate_trial(p_win: float, seed: int) -> str:
+    from app.arena.ratings import PairRate
+
+    rng = random.Random(seed)
+    n, score = 0, 0.0
+    while True:
+        n += 1
+        score += 1.0 if rng.random() < p_win else 0.0
+        lo, hi = wilson(score, n)
+        verdict = gate(PairRate("c", "a", n, score, score / n, lo, hi), 50, 1000)
+        if verdict != "wait":
+            return verdict
+
+
+def test_gate_simulation_60_40() -> None:
+    """The issue's check (bench/arena_gate.py has the numbers): humans preferring the candidate
+    60/40 get it promoted; the worse one is never promoted, over 100 seeded trials each."""
+    assert all(_gate_trial(0.6, s) == "promote" for s in range(100))
+    assert not any(_gate_trial(0.4, s) == "promote" for s in range(100))

@@ -255,3 +255,17 @@ def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None
         assert c.run_id == run.id
     with pytest.raises(RunParamError, match="promote_by"):
         run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
+
+
+def test_both_needs_the_reward_gate_first(ready_reward, active_tiny_policy) -> None:
+    from tests.training.synth import seed_polite_preferences
+    from tests.training.test_ppo_job import PPO
+
+    seed_polite_preferences(n_prompts=12, tasks_per_prompt=1)
+    run = run_job(RunKind.ppo, {**PPO, "num_ppo_steps": 2, "kl_max": 1e-9, "promote_by": "both"})
+    assert run.status == RunStatus.succeeded, run.error
+    assert run.metrics["promoted"] is False
+    assert "exceeds the bound" in run.metrics["promotion_reason"]
+    assert "arena" not in run.metrics["promotion_reason"]
+    with session_scope() as s:
+        assert s.scalar(select(ArenaCampaign.id)) is None  # failed the reward gate: no battles
