@@ -113,6 +113,7 @@ def simulate(prompts: list, method: str, seed: int, explore: float, noise: float
     }
     diffs: list[np.ndarray] = []
     w: torch.Tensor | None = None
+    members: list[torch.Tensor] = []
     acc: dict[int, float] = {}
     while len(diffs) < max(BUDGETS) and any(open_pairs.values()):
         candidates = [p for p, pairs in open_pairs.items() if pairs]
@@ -125,6 +126,19 @@ def simulate(prompts: list, method: str, seed: int, explore: float, noise: float
                 p = rng.choice(live)
                 left = sorted(open_pairs[p] - {q for pp, q in picks if pp == p})
                 picks.append((p, rng.choice(left)))
+        elif method == "ensemble":
+            scored = []
+            for p in candidates:
+                feats = torch.tensor(pool[p][0])
+                rs = [(feats @ m).tolist() for m in members]
+                pairs = sorted(open_pairs[p])
+                if rng.random() < explore:
+                    pair = rng.choice(pairs)
+                else:
+                    pair = max(pairs, key=lambda q: (disagreement(rs, q), -q[0], -q[1]))
+                scored.append((disagreement(rs, pair), rng.random(), p, pair))
+            scored.sort(reverse=True)
+            picks = [(p, pair) for _, _, p, pair in scored[:BATCH]]
         else:
             scored = []
             for p in candidates:
@@ -146,7 +160,15 @@ def simulate(prompts: list, method: str, seed: int, explore: float, noise: float
             if len(diffs) in BUDGETS:
                 acc[len(diffs)] = accuracy(fit(diffs), held)
         w = fit(diffs)
+        if method == "ensemble":  # 5 bootstrap refits: where they disagree is what to label
+            members = [fit([diffs[rng.randrange(len(diffs))] for _ in diffs]) for _ in range(5)]
     return acc
+
+
+def disagreement(rs: list[list[float]], pair: tuple[int, int]) -> float:
+    """1 when the ensemble splits evenly on which reply is better, 0 when it agrees."""
+    votes = [1.0 if r[pair[0]] > r[pair[1]] else -1.0 for r in rs]
+    return 1.0 - abs(sum(votes)) / len(votes)
 
 
 def interval(xs: list[float]) -> tuple[float, float]:
@@ -162,6 +184,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--explore", type=float, default=0.2)
     ap.add_argument("--noise", type=float, default=0.15)
+    ap.add_argument("--ensemble", action="store_true", help="also: 5-model bootstrap disagreement")
     args = ap.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is missing (the benchmark needs the OpenAssistant sample)")
@@ -169,20 +192,25 @@ def main() -> None:
     started = time.process_time()
     prompts = load()
     n_pairs = sum(len(r) * (len(r) - 1) // 2 for _, r in prompts)
+    methods = ("random", "uncertainty", "ensemble") if args.ensemble else ("random", "uncertainty")
     res = {m: [simulate(prompts, m, s, args.explore, args.noise) for s in range(args.seeds)]
-           for m in ("random", "uncertainty")}  # fmt: skip
+           for m in methods}  # fmt: skip
     cpu = time.process_time() - started
     print(f"{len(prompts)} ranked prompts, {n_pairs} pairs; {args.seeds} seeds, explore "
           f"{args.explore}, noise {args.noise}; {cpu:.0f} s CPU")  # fmt: skip
-    print("| judgments | random acc | uncertainty acc | difference (paired by seed) |")
-    print("|---|---|---|---|")
+    others = methods[1:]
+    print("| judgments | random acc | " + " | ".join(f"{m} acc | {m} - random" for m in others)
+          + " |")  # fmt: skip
+    print("|---|---|" + "---|---|" * len(others))
     for b in BUDGETS:
         r = [x[b] for x in res["random"] if b in x]
-        u = [x[b] for x in res["uncertainty"] if b in x]
-        d = [y - x for x, y in zip(r, u, strict=True)]
-        (mr, hr), (mu, hu), (md, hd) = interval(r), interval(u), interval(d)
-        print(f"| {b} | {mr:.3f} ± {hr:.3f} | {mu:.3f} ± {hu:.3f} | "
-              f"{100 * md:+.1f} ± {100 * hd:.1f} points |")  # fmt: skip
+        mr, hr = interval(r)
+        cells = [f"{mr:.3f} ± {hr:.3f}"]
+        for m in others:
+            u = [x[b] for x in res[m] if b in x]
+            (mu, hu), (md, hd) = interval(u), interval([y - x for x, y in zip(r, u, strict=True)])
+            cells += [f"{mu:.3f} ± {hu:.3f}", f"{100 * md:+.1f} ± {100 * hd:.1f} points"]
+        print(f"| {b} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
