@@ -115,7 +115,6 @@ def test_worker_stocks_campaign_with_anonymous_battles(tiny_policy_dir, client) 
         )
         assert r.status_code == 201, r.text
     assert len(expected) == len(battles)
-    assert 0 < sum(s for _, _, s in expected) < len(expected)  # shown order is random
     for path in ("/api/v1/arena/leaderboard", "/api/v1/arena/campaigns"):
         assert client.get(path, headers=auth(lab)).status_code == 403
 
@@ -269,3 +268,20 @@ def test_both_needs_the_reward_gate_first(ready_reward, active_tiny_policy) -> N
     assert "arena" not in run.metrics["promotion_reason"]
     with session_scope() as s:
         assert s.scalar(select(ArenaCampaign.id)) is None  # failed the reward gate: no battles
+
+
+def test_a_broken_campaign_stops_instead_of_spinning(tiny_policy_dir) -> None:
+    (va, _), (vb, _) = _two_versions(tiny_policy_dir)  # no prompts: a battle run must fail
+    with session_scope() as s:
+        cid = arena.create_campaign(s, [va, vb]).id
+    run = _make_battles_run(cid)
+    assert run.status == RunStatus.failed and "no prompts" in (run.error or "")
+    with session_scope() as s:
+        assert worker_arena.tick(s, get_settings()) == []
+        c = s.get(ArenaCampaign, cid)
+        assert c.status == "stopped" and "no prompts in the database" in c.decision["reason"]  # type: ignore[union-attr,index]
+        assert worker_arena.tick(s, get_settings()) == []
+
+
+def _make_battles_run(campaign_id: int) -> Run:
+    return run_job(RunKind.battle, {"campaign_id": campaign_id, "battles": 2, "seed": 1, **GEN})
