@@ -125,3 +125,19 @@ def test_api_import_and_leaderboard(client) -> None:
     assert board["battles"] == 5
     assert {x["model"] for x in board["ratings"]} == {"vicuna-13b", "alpaca-13b", "koala-13b"}
     assert board["ratings"][0]["model"] == "vicuna-13b"
+
+
+def test_a_json_array_log_is_read_with_line_numbers(tmp_path: Path) -> None:
+    """FastChat dumps battles as one JSON array; errors still name the line a record starts on."""
+    f = tmp_path / "clean_battle.json"
+    bad = [LOG[0], {**LOG[1], "winner": "model_z"}, LOG[2]]
+    f.write_text(json.dumps(bad, indent=2))
+    starts = [i + 1 for i, line in enumerate(f.read_text().splitlines()) if line == "  {"]
+    r = runner.invoke(root, ["import", "preferences", str(f)])
+    assert r.exit_code != 0 and f"{starts[1]}: 'winner' must be" in r.output, r.output
+    f.write_text(json.dumps(LOG, indent=2))
+    r = runner.invoke(root, ["import", "preferences", str(f), "--format", "arena"])
+    assert r.exit_code == 0 and "5 battles" in r.output, r.output
+    f.write_text('[\n{"model_a": "x"}\n{"model_a": "y"}\n]')
+    r = runner.invoke(root, ["import", "preferences", str(f), "--format", "arena"])
+    assert r.exit_code != 0 and "3: invalid JSON: expected ','" in r.output, r.output
