@@ -141,3 +141,23 @@ def test_a_json_array_log_is_read_with_line_numbers(tmp_path: Path) -> None:
     f.write_text('[\n{"model_a": "x"}\n{"model_a": "y"}\n]')
     r = runner.invoke(root, ["import", "preferences", str(f), "--format", "arena"])
     assert r.exit_code != 0 and "3: invalid JSON: expected ','" in r.output, r.output
+
+
+def test_arena_cli(tmp_path: Path, tiny_policy_dir) -> None:  # type: ignore[no-untyped-def]
+    from tests.workers.support import store_tiny
+
+    runner.invoke(root, ["import", "preferences", str(_write(tmp_path, LOG))])
+    r = runner.invoke(root, ["arena", "leaderboard"])
+    assert r.exit_code == 0 and "5 judged battles" in r.output and "vicuna-13b" in r.output
+    r = runner.invoke(root, ["arena", "leaderboard", "--json"])
+    assert json.loads(r.output)["ratings"][0]["model"] == "vicuna-13b"
+    _, a = store_tiny(tiny_policy_dir)
+    _, b = store_tiny(tiny_policy_dir, activate=False)
+    r = runner.invoke(root, ["arena", "start", f"{a},{b}", "--target", "10"])
+    assert r.exit_code == 0 and "campaign 1 started" in r.output, r.output
+    assert runner.invoke(root, ["arena", "start", a]).exit_code != 0  # one version
+    r = runner.invoke(root, ["arena", "list"])
+    assert "active" in r.output and f"{a} vs {b}" in r.output
+    assert runner.invoke(root, ["arena", "stop", "1"]).exit_code == 0
+    assert runner.invoke(root, ["arena", "stop", "99"]).exit_code != 0
+    assert "stopped" in runner.invoke(root, ["arena", "list"]).output
