@@ -13,16 +13,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-MAX_INT32 = 2**31 - 1
+from ml.limits import INT32_MAX as MAX_INT32
+from ml.limits import check_no_nul
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
-
-
-Text = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(max_length=200), AfterValidator(check_no_nul)]
 VersionRef = int | Text  # a model version id or name
 Seed = Annotated[int, Field(ge=0, le=MAX_INT32)]
 

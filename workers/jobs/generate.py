@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
+from ml.limits import replace_nul
 from workers import selection
 from workers.context import JobContext
 from workers.jobs.training import config_from
@@ -130,7 +131,7 @@ def write_task(
     seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
         # a model can emit a NUL byte token; PostgreSQL text cannot store it
-        text = text.replace("\x00", "\ufffd").strip()
+        text = replace_nul(text).strip()
         h = completion_hash(text, f"policy:{vname}")
         if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
             seen[h] = (text, vid, vname)
