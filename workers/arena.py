@@ -28,6 +28,7 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.runs import service as runs
+from app.webhooks.events import emit
 
 log = logging.getLogger("prefloop.arena")
 ACTOR = "worker:arena"  # how the gate's decisions appear in the audit trail
@@ -165,6 +166,8 @@ def decide(session: Session, settings: Settings) -> list[dict[str, Any]]:
         _note_run(session, c.run_id, f"arena campaign {c.id}: {why}", decision)
         target = cand.version if cand is not None else f"campaign {c.id}"
         record(session, ACTOR, "arena.decision", target, {"campaign_id": c.id, **decision})
+        hook = {"campaign_id": c.id, "candidate": cand.version if cand else None, **decision}
+        emit(session, "arena.decided", hook, key=f"arena-decided-{c.id}")
         session.flush()
         log.info("arena campaign %s: %s", c.id, why)
         made.append({"campaign_id": c.id, **decision})

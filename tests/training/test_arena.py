@@ -200,6 +200,11 @@ def _gate(tiny_policy_dir, wins: bool):  # type: ignore[no-untyped-def]
 
 
 def test_gate_promotes_a_candidate_humans_prefer(tiny_policy_dir) -> None:
+    from app.models import WebhookDelivery
+    from app.webhooks import service as webhooks
+
+    with session_scope() as s:
+        webhooks.create_endpoint(s, "https://hooks.example.com/x", ["arena.decided"])
     va, vb, cid, origin, made = _gate(tiny_policy_dir, wins=True)
     assert [m["verdict"] for m in made] == ["promote"]
     d = made[0]
@@ -217,6 +222,11 @@ def test_gate_promotes_a_candidate_humans_prefer(tiny_policy_dir) -> None:
         events = [(e.action, e.actor_name, e.target) for e in s.scalars(select(AuditEvent))]
     name = registry_name(vb)
     assert ("arena.decision", "worker:arena", name) in events
+    with session_scope() as s:
+        (hook,) = s.scalars(select(WebhookDelivery)).all()
+        body = json.loads(hook.payload)
+    assert hook.event_type == "arena.decided" and body["data"]["verdict"] == "promote"
+    assert body["data"]["candidate"] == name and body["data"]["battles"] == 8
     assert ("model.activate", "worker:arena", name) in events
 
 
