@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.arena import service as arena
+from app.audit import record
 from app.config import Settings
 from app.models import (
     ArenaCampaign,
@@ -27,8 +28,10 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.runs import service as runs
+from app.webhooks.events import emit
 
 log = logging.getLogger("prefloop.arena")
+ACTOR = "worker:arena"  # how the gate's decisions appear in the audit trail
 
 
 def _busy_campaigns(session: Session) -> set[int]:
@@ -41,8 +44,35 @@ def _busy_campaigns(session: Session) -> set[int]:
     return {p.get("campaign_id") for p in params if isinstance(p, dict)}  # type: ignore[misc]
 
 
+def _last_runs(session: Session) -> dict[int, Run]:
+    """The newest finished battle run of each campaign (among the recent ones)."""
+    recent = session.scalars(
+        select(Run)
+        .where(Run.kind == RunKind.battle, Run.status.in_([RunStatus.succeeded, RunStatus.failed]))
+        .order_by(Run.id.desc())
+        .limit(200)
+    )
+    out: dict[int, Run] = {}
+    for run in recent:
+        cid = (run.params or {}).get("campaign_id")
+        if isinstance(cid, int) and cid not in out:
+            out[cid] = run
+    return out
+
+
+def _halt(run: Run) -> str | None:
+    """Why a campaign cannot go on, judging by its last battle run (None: it can)."""
+    if run.status == RunStatus.failed:
+        return f"battle run {run.id} failed: {(run.error or '')[:300]}"
+    if (run.metrics or {}).get("battles_created") == 0 and not (run.metrics or {}).get("note"):
+        return f"battle run {run.id} could not make a battle (the versions answer alike?)"
+    return None
+
+
 def stock(session: Session, settings: Settings) -> list[int]:
-    """Queue a battle run for each active campaign short of open battles; the runs' ids."""
+    """Queue a battle run for each active campaign short of open battles; the runs' ids. A
+    campaign whose last battle run failed (or made nothing) is stopped with the reason, so a
+    broken campaign does not queue a failing run every few seconds."""
     campaigns = list(
         session.scalars(select(ArenaCampaign).where(ArenaCampaign.status == CampaignStatus.active))
     )
@@ -50,8 +80,16 @@ def stock(session: Session, settings: Settings) -> list[int]:
         return []
     counts = arena.battle_counts(session)
     busy = _busy_campaigns(session)
+    last = _last_runs(session)
     queued = []
     for c in campaigns:
+        reason = _halt(last[c.id]) if c.id in last and c.id not in busy else None
+        if reason is not None:
+            c.status = CampaignStatus.stopped
+            c.finished_at = utcnow()
+            c.decision = {"verdict": "stopped", "reason": reason, "at": utcnow().isoformat()}
+            log.warning("arena campaign %s stopped: %s", c.id, reason)
+            continue
         n = counts.get(c.id, {})
         want = settings.arena_open_battles - n.get("open", 0)
         if c.target_battles:
@@ -102,6 +140,7 @@ def decide(session: Session, settings: Settings) -> list[dict[str, Any]]:
             else:
                 try:
                     registry.activate(session, cand.id)
+                    registry.record_activation(session, ACTOR, cand, active.id, None)
                     why = "promoted: " + why
                 except registry.RegistryError as e:
                     outcome, why = "promotion_failed", f"{why}; activation failed: {e}"
@@ -125,7 +164,10 @@ def decide(session: Session, settings: Settings) -> list[dict[str, Any]]:
                 "promotion_reason": why,
             }
         _note_run(session, c.run_id, f"arena campaign {c.id}: {why}", decision)
-        # TODO(audit): record(session, None, "arena.decision", version, decision) once app/audit
+        target = cand.version if cand is not None else f"campaign {c.id}"
+        record(session, ACTOR, "arena.decision", target, {"campaign_id": c.id, **decision})
+        hook = {"campaign_id": c.id, "candidate": cand.version if cand else None, **decision}
+        emit(session, "arena.decided", hook, key=f"arena-decided-{c.id}")
         session.flush()
         log.info("arena campaign %s: %s", c.id, why)
         made.append({"campaign_id": c.id, **decision})

@@ -33,16 +33,26 @@ class Selection:
     reward_version: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     counts: dict[str, int] = field(default_factory=dict)
+    scorer_path: str | None = None  # loaded on first use, outside the planning transaction
 
     @property
     def method(self) -> str:
-        return "uncertainty" if self.scorer is not None else "random"
+        return "uncertainty" if self.scorer is not None or self.scorer_path else "random"
+
+    def _scorer(self) -> RewardScorer | None:
+        if self.scorer is None and self.scorer_path:
+            self.scorer = _scorers.get(self.scorer_path)
+            if self.scorer is None:
+                _scorers.clear()  # one reward model in memory per worker
+                self.scorer = _scorers[self.scorer_path] = RewardScorer(self.scorer_path)
+        return self.scorer
 
     def keep(
         self, messages: list[Any], samples: list[Sample]
     ) -> tuple[list[Sample], Choice | None]:
         """The samples to store as a task, and why they were kept (None: random mode)."""
-        if self.scorer is None:
+        scorer = self._scorer()
+        if scorer is None:
             return samples, None
         distinct: dict[str, Sample] = {}
         for s in samples:
@@ -52,7 +62,7 @@ class Selection:
         pool = list(distinct.values())
         if len(pool) < 2:
             return pool, None
-        rewards = self.scorer.score(list(messages), [s[0] for s in pool])
+        rewards = scorer.score(list(messages), [s[0] for s in pool])
         picked = choose(rewards, self.k, self.explore, self.rng)
         return [pool[i] for i in picked.indices], picked
 
@@ -104,9 +114,7 @@ def plan(
         from workers.jobs.training import JobParamError
 
         raise JobParamError("explore must be between 0 and 1")
-    scorer = _scorers.get(rm.path)
-    if scorer is None:
-        _scorers.clear()
-        scorer = _scorers[rm.path] = RewardScorer(rm.path)
     log(f"selection: uncertainty with reward model {rm.version}, pool {pool}, explore {explore}")
-    return Selection(k, pool, explore, scorer, rm.version, random.Random(seed))
+    return Selection(
+        k, pool, explore, None, rm.version, random.Random(seed), scorer_path=str(rm.path)
+    )

@@ -3,17 +3,21 @@ nothing here: the battles they judge come anonymously through the labeling API."
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from sqlalchemy.orm import Session
 
 from app.arena import service
 from app.arena.schemas import CampaignCreate, CampaignList, CampaignOut, LeaderboardOut
+from app.audit import client_ip
 from app.auth.deps import Admin, Researcher, SessionDep
 from app.ops.errors import API_ERRORS, DbId
 
 router = APIRouter(prefix="/api/v1/arena", tags=["arena"], responses=API_ERRORS)
 
 
-def _one(session, cid: int) -> dict:  # type: ignore[no-untyped-def]
+def _one(session: Session, cid: int) -> dict[str, Any]:
     return next(c for c in service.list_campaigns(session, 1000) if c["id"] == cid)
 
 
@@ -30,15 +34,18 @@ async def list_campaigns(session: SessionDep, _: Admin) -> CampaignList:
 
 
 @router.post("/campaigns", status_code=201)
-async def create_campaign(body: CampaignCreate, session: SessionDep, admin: Admin) -> CampaignOut:
+async def create_campaign(
+    request: Request, body: CampaignCreate, session: SessionDep, admin: Admin
+) -> CampaignOut:
     """Start battles between versions (the worker generates them ahead of labelers)."""
     if body.candidate is not None and body.versions:
         raise HTTPException(422, "give either versions or candidate, not both")
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s: Session) -> dict[str, Any]:
         c = service.create_campaign(
             s, body.versions, body.name, body.target_battles, admin.user_id, body.candidate
         )
+        service.audit(s, admin, "arena.campaign_start", c, client_ip(request))
         return _one(s, c.id)
 
     try:
@@ -49,9 +56,12 @@ async def create_campaign(body: CampaignCreate, session: SessionDep, admin: Admi
 
 
 @router.post("/campaigns/{campaign_id}/stop")
-async def stop_campaign(campaign_id: DbId, session: SessionDep, _: Admin) -> CampaignOut:
-    def stop(s):  # type: ignore[no-untyped-def]
-        service.stop_campaign(s, campaign_id)
+async def stop_campaign(
+    request: Request, campaign_id: DbId, session: SessionDep, admin: Admin
+) -> CampaignOut:
+    def stop(s: Session) -> dict[str, Any]:
+        c = service.stop_campaign(s, campaign_id)
+        service.audit(s, admin, "arena.campaign_stop", c, client_ip(request))
         return _one(s, campaign_id)
 
     try:

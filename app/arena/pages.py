@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from app.arena import service
+from app.audit import client_ip
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
 from ml.limits import replace_nul
@@ -25,16 +27,19 @@ async def _form(request: Request) -> dict[str, list[str]]:
 @router.post("/campaigns", response_model=None)
 async def start_campaign(request: Request, session: SessionDep, admin: Admin) -> Response:
     form = await _form(request)
-    check_csrf(request, (form.get("csrf_token") or [None])[0])
+    check_csrf(request, next(iter(form.get("csrf_token", [])), None))
     versions = form.get("version", [])
     name = replace_nul((form.get("name") or [""])[0])[:200]
     target_raw = (form.get("target_battles") or ["0"])[0].strip() or "0"
     if not target_raw.isdigit() or len(versions) > service.MAX_VERSIONS:
         return await _error(request, session, "target battles must be a whole number", 422)
+
+    def create(s: Session) -> None:
+        c = service.create_campaign(s, versions, name, int(target_raw), admin.user_id)
+        service.audit(s, admin, "arena.campaign_start", c, client_ip(request))
+
     try:
-        await session.run_sync(
-            service.create_campaign, versions, name, int(target_raw), admin.user_id
-        )
+        await session.run_sync(create)
     except service.ArenaError as e:
         return await _error(request, session, str(e), e.status)
     return RedirectResponse("/admin/models#arena", status_code=303)
@@ -42,12 +47,17 @@ async def start_campaign(request: Request, session: SessionDep, admin: Admin) ->
 
 @router.post("/campaigns/{campaign_id}/stop", response_model=None)
 async def stop_campaign(
-    request: Request, campaign_id: DbId, session: SessionDep, _: Admin
+    request: Request, campaign_id: DbId, session: SessionDep, admin: Admin
 ) -> Response:
     form = await _form(request)
-    check_csrf(request, (form.get("csrf_token") or [None])[0])
+    check_csrf(request, next(iter(form.get("csrf_token", [])), None))
+
+    def stop(s: Session) -> None:
+        c = service.stop_campaign(s, campaign_id)
+        service.audit(s, admin, "arena.campaign_stop", c, client_ip(request))
+
     try:
-        await session.run_sync(service.stop_campaign, campaign_id)
+        await session.run_sync(stop)
     except service.CampaignNotFound as e:
         raise HTTPException(404, str(e)) from None
     return RedirectResponse("/admin/models#arena", status_code=303)

@@ -34,13 +34,17 @@ def fit_bt(
     return {m: float(v) for m, v in zip(names, _newton(a, b, s, len(names), ridge), strict=True)}
 
 
-def _newton(a: np.ndarray, b: np.ndarray, s: np.ndarray, n: int, ridge: float) -> np.ndarray:
+def _newton(
+    a: np.ndarray, b: np.ndarray, s: np.ndarray, n: int, ridge: float, c: np.ndarray | None = None
+) -> np.ndarray:
+    """Strengths from outcomes (a, b, score of a), each counted `c` times (default once)."""
+    c = np.ones(len(s)) if c is None else c
     theta = np.zeros(n)
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(theta[b] - theta[a]))  # P(a beats b)
-        r = s - p
+        r = c * (s - p)
         grad = np.bincount(a, r, n) - np.bincount(b, r, n) - ridge * theta
-        w = p * (1.0 - p)
+        w = c * p * (1.0 - p)
         hess = np.zeros((n, n))
         np.add.at(hess, (a, a), w)
         np.add.at(hess, (b, b), w)
@@ -66,22 +70,32 @@ class Rating:
 def leaderboard(
     outcomes: Sequence[Outcome], rounds: int = 200, seed: int = 0, models: Sequence[str] = ()
 ) -> list[Rating]:
-    """Ratings with bootstrap 95% intervals (battles resampled with replacement), best first."""
+    """Ratings with bootstrap 95% intervals (battles resampled with replacement), best first.
+
+    Battles are first tallied per (model a, model b, outcome): a fit costs the same for 100 or
+    a million battles, and resampling battles is a multinomial draw over those tallies."""
     names = sorted({m for o in outcomes for m in o[:2]} | set(models))
     if not names:
         return []
     index = {m: i for i, m in enumerate(names)}
-    a = np.array([index[o[0]] for o in outcomes], dtype=int)
-    b = np.array([index[o[1]] for o in outcomes], dtype=int)
-    s = np.array([o[2] for o in outcomes], dtype=float)
-    counts = np.bincount(a, minlength=len(names)) + np.bincount(b, minlength=len(names))
-    point = _newton(a, b, s, len(names), 1e-3)
+    tally: dict[tuple[int, int, float], int] = {}
+    for x, y, score in outcomes:
+        key = (index[x], index[y], float(score))
+        tally[key] = tally.get(key, 0) + 1
+    keys = list(tally)
+    a = np.array([k[0] for k in keys], dtype=int)
+    b = np.array([k[1] for k in keys], dtype=int)
+    s = np.array([k[2] for k in keys], dtype=float)
+    c = np.array([tally[k] for k in keys], dtype=float)
+    counts = np.bincount(a, c, len(names)) + np.bincount(b, c, len(names))
+    point = _newton(a, b, s, len(names), 1e-3, c)
+    total = int(c.sum())
     rng = np.random.default_rng(seed)
     boots = np.empty((rounds, len(names)))
     for r in range(rounds):
-        pick = rng.integers(0, len(s), len(s)) if len(s) else np.zeros(0, dtype=int)
-        boots[r] = _newton(a[pick], b[pick], s[pick], len(names), 1e-3)
-    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0) if len(s) else (point, point)
+        drawn = rng.multinomial(total, c / total).astype(float) if total else c
+        boots[r] = _newton(a, b, s, len(names), 1e-3, drawn)
+    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0) if total else (point, point)
     out = [
         Rating(
             m,

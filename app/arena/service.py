@@ -159,6 +159,15 @@ def stop_campaign(session: Session, campaign_id: int) -> ArenaCampaign:
     return c
 
 
+def audit(session: Session, actor: Any, action: str, c: ArenaCampaign, ip: str | None) -> None:
+    """Record a campaign start/stop in the audit trail (with the caller's transaction)."""
+    from app.audit import record
+
+    details = {"campaign_id": c.id, "versions": list(c.version_ids), "purpose": c.purpose,
+               "target_battles": c.target_battles, "status": c.status.value}  # fmt: skip
+    record(session, actor, action, c.name, details, ip)
+
+
 def battle_counts(session: Session) -> dict[int, dict[str, int]]:
     """Per campaign: battles made, still open, and judgments on them."""
     made = session.execute(
@@ -170,6 +179,8 @@ def battle_counts(session: Session) -> dict[int, dict[str, int]]:
     )  # fmt: skip
     out: dict[int, dict[str, int]] = {}
     for cid, status, n, judged in made:
+        if cid is None:
+            continue
         d = out.setdefault(cid, {"battles": 0, "open": 0, "judged": 0})
         d["battles"] += n
         d["judged"] += int(judged or 0)

@@ -21,6 +21,9 @@ from ml.limits import check_no_nul, replace_nul
 
 # Every action the app records (docs/security.md lists them with their details).
 ACTIONS = (
+    "arena.campaign_start",
+    "arena.campaign_stop",
+    "arena.decision",
     "audit.export",
     "export.preferences",
     "guidelines.edit",

@@ -1,4 +1,4 @@
-"""FastChat / Chatbot Arena battle logs: one battle per JSONL line.
+"""FastChat / Chatbot Arena battle logs: one battle per JSONL line, or a JSON array of them.
 
     {"model_a": "...", "model_b": "...", "winner": "model_a" | "model_b" | "tie" | "tie (bothbad)",
      "conversation_a": [{"role": "user", ...}, {"role": "assistant", ...}, ...],
@@ -11,6 +11,7 @@ same with choice "both_bad" (half a win each in the arena ratings).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.labeled_import.hf import _messages
@@ -22,6 +23,46 @@ WINNERS = {
     "tie": ([[0, 1]], "tie"),
     "tie (bothbad)": ([[0, 1]], "both_bad"),
 }
+
+
+def json_array_objects(data: bytes) -> list[tuple[int, Any, str, str | None]]:
+    """The records of a JSON array file (FastChat's clean_battle_*.json), each with the line it
+    starts on, in the shape of records.jsonl_objects; a syntax error fails the whole file."""
+    from app.prompts.parsing import FileErrors
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FileErrors([(data.count(b"\n", 0, e.start) + 1, "not valid UTF-8")]) from None
+    decoder = json.JSONDecoder()
+    pos, line, seen = text.index("[") + 1, 1, 0
+    out: list[tuple[int, Any, str, str | None]] = []
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    while True:
+        pos = skip(pos)
+        if pos < len(text) and text[pos] == "]":
+            break
+        line += text.count("\n", seen, pos)
+        seen = pos
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise FileErrors([(e.lineno, f"invalid JSON: {e.msg} at column {e.colno}")]) from None
+        except RecursionError:
+            raise FileErrors([(line, "invalid JSON: nested too deeply")]) from None
+        out.append((line, obj, text[pos:end][:2000], None))
+        pos = skip(end)
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos >= len(text) or text[pos] != "]":
+            at = text.count("\n", 0, min(pos, len(text))) + 1
+            raise FileErrors([(at, "invalid JSON: expected ',' or ']' between array items")])
+    return out
 
 
 def _model(obj: dict[str, Any], key: str) -> str:

@@ -32,7 +32,10 @@ def parse_all(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord],
     (unknown format, no lines)."""
     if fmt not in FORMATS:
         raise FileErrors([(0, f"unknown format {fmt!r}; use auto, hf, oasst or arena")])
-    objects = jsonl_objects(data)
+    if fmt in ("auto", "arena") and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        objects = arena.json_array_objects(data)  # a whole JSON array (FastChat's own dumps)
+    else:
+        objects = jsonl_objects(data)
     if not objects:
         raise FileErrors([(0, "the file holds no records")])
     if fmt == "auto":

@@ -21,6 +21,7 @@ EVENTS: dict[str, str] = {
     "export.created": "a preference export finished (its snapshot has rows and a checksum)",
     "task.completed": "a comparison task received its last required judgment",
     "labeler.flagged": "a labeler was flagged for review by the quality checks",
+    "arena.decided": "an arena gate promoted, rejected or gave up on a candidate policy",
 }
 TEST_EVENT = "webhook.test"
 

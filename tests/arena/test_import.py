@@ -125,3 +125,39 @@ def test_api_import_and_leaderboard(client) -> None:
     assert board["battles"] == 5
     assert {x["model"] for x in board["ratings"]} == {"vicuna-13b", "alpaca-13b", "koala-13b"}
     assert board["ratings"][0]["model"] == "vicuna-13b"
+
+
+def test_a_json_array_log_is_read_with_line_numbers(tmp_path: Path) -> None:
+    """FastChat dumps battles as one JSON array; errors still name the line a record starts on."""
+    f = tmp_path / "clean_battle.json"
+    bad = [LOG[0], {**LOG[1], "winner": "model_z"}, LOG[2]]
+    f.write_text(json.dumps(bad, indent=2))
+    starts = [i + 1 for i, line in enumerate(f.read_text().splitlines()) if line == "  {"]
+    r = runner.invoke(root, ["import", "preferences", str(f)])
+    assert r.exit_code != 0 and f"{starts[1]}: 'winner' must be" in r.output, r.output
+    f.write_text(json.dumps(LOG, indent=2))
+    r = runner.invoke(root, ["import", "preferences", str(f), "--format", "arena"])
+    assert r.exit_code == 0 and "5 battles" in r.output, r.output
+    f.write_text('[\n{"model_a": "x"}\n{"model_a": "y"}\n]')
+    r = runner.invoke(root, ["import", "preferences", str(f), "--format", "arena"])
+    assert r.exit_code != 0 and "3: invalid JSON: expected ','" in r.output, r.output
+
+
+def test_arena_cli(tmp_path: Path, tiny_policy_dir) -> None:  # type: ignore[no-untyped-def]
+    from tests.workers.support import store_tiny
+
+    runner.invoke(root, ["import", "preferences", str(_write(tmp_path, LOG))])
+    r = runner.invoke(root, ["arena", "leaderboard"])
+    assert r.exit_code == 0 and "5 judged battles" in r.output and "vicuna-13b" in r.output
+    r = runner.invoke(root, ["arena", "leaderboard", "--json"])
+    assert json.loads(r.output)["ratings"][0]["model"] == "vicuna-13b"
+    _, a = store_tiny(tiny_policy_dir)
+    _, b = store_tiny(tiny_policy_dir, activate=False)
+    r = runner.invoke(root, ["arena", "start", f"{a},{b}", "--target", "10"])
+    assert r.exit_code == 0 and "campaign 1 started" in r.output, r.output
+    assert runner.invoke(root, ["arena", "start", a]).exit_code != 0  # one version
+    r = runner.invoke(root, ["arena", "list"])
+    assert "active" in r.output and f"{a} vs {b}" in r.output
+    assert runner.invoke(root, ["arena", "stop", "1"]).exit_code == 0
+    assert runner.invoke(root, ["arena", "stop", "99"]).exit_code != 0
+    assert "stopped" in runner.invoke(root, ["arena", "list"]).output

@@ -150,3 +150,16 @@ def test_exports_tell_how_a_task_was_chosen(ready_reward, client) -> None:
         for row in out:
             assert row["selection_method"] == "uncertainty"
             assert abs(row["selection_score"] - tasks[row["task_id"]][1]) < 1e-9
+
+
+def test_k3_tasks_from_a_pool_of_six(ready_reward) -> None:
+    add_prompts(2)
+    params = {**PARAMS, "prompts": 2, "k": 3, "selection": "uncertainty", "pool": 6,
+              "explore": 0.0}  # fmt: skip
+    run = run_job(RunKind.generate, params)
+    assert run.status == RunStatus.succeeded, run.error
+    tasks = _tasks(run.id)
+    assert tasks and run.metrics["selection_pool"] == 6
+    for method, score, prio, texts in tasks.values():
+        assert method == "uncertainty" and 2 <= len(texts) <= 3
+        assert abs(prio - uncertainty(score, len(texts))) < 1e-5

@@ -47,7 +47,7 @@ def pick_prompts(session: Session, n: int) -> list[PromptRow]:
         .order_by(func.coalesce(used.c.n, 0), func.random())
         .limit(n)
     )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def _completion(session: Session, pid: int, text: str, vid: int, vname: str, gp: dict) -> int:
@@ -138,11 +138,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobParamError("battles must be between 1 and 1000")
     seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(2**31)
     rng = random.Random(seed)
-    gp = {
-        "max_new_tokens": int(p.get("max_new_tokens", s.max_new_tokens)),
-        "temperature": float(p.get("temperature", s.temperature)),
-        "top_p": float(p.get("top_p", s.top_p)),
-    }
+
+    def given(key: str, default: Any) -> Any:
+        return default if p.get(key) is None else p[key]
+
+    max_new_tokens = int(given("max_new_tokens", s.max_new_tokens))
+    temperature = float(given("temperature", s.temperature))
+    top_p = float(given("top_p", s.top_p))
+    gp = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     with ctx.session() as session:
         try:
             c = arena.get_campaign(session, cid)
@@ -171,7 +174,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         mine = [pr for pr, a, b in plan if name in (a, b)]
         if mine:
             gen = generator_for(info[name][1], s, name)
-            params = GenerationParams(seed=seed + 7919 * (vi + 1), **gp)
+            params = GenerationParams(
+                max_new_tokens, temperature, top_p, seed=seed + 7919 * (vi + 1)
+            )
             texts = gen.generate([list(pr[2]) for pr in mine], 1, params)
             for pr, outs in zip(mine, texts, strict=True):
                 answers[(pr[0], name)] = outs[0] if outs else ""
