@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +31,7 @@ LARGE_BODY_PREFIXES = ("/api/v1/import", "/admin/import")
 API_PREFIXES = ("/api/", "/v1/")
 
 
-def _routers() -> list:  # type: ignore[type-arg]
+def _routers() -> list[APIRouter]:
     """Every `router` in app/<domain>/api.py and app/<domain>/pages.py, in a stable order."""
     found = []
     for info in sorted(pkgutil.iter_modules(app_pkg.__path__), key=lambda m: m.name):

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from app.config import Settings, get_settings
-from app.db import session_scope
+from app.db import is_postgres, session_scope
 from app.models import ComparisonTask, Prompt, Run, RunKind, RunStatus, TaskStatus, utcnow
 from app.runs import service as runs
 from ml.device import set_torch_threads
@@ -59,7 +59,7 @@ def maybe_fill_queue(session: Any, settings: Settings) -> Run | None:
     target = settings.queue_target
     if target <= 0:
         return None
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FILL_LOCK_KEY})
     if runs.count_active(session, RunKind.generate):
         return None
@@ -192,6 +192,14 @@ class Worker:
                         log.info("training scheduler queued run %s", queued)
             except Exception:
                 log.exception("training scheduler failed")
+            try:  # arena: stock campaigns with battles, settle promotion gates
+                from workers import arena
+
+                with session_scope() as session:
+                    for queued in arena.tick(session, s):
+                        log.info("arena queued battle run %s", queued)
+            except Exception:
+                log.exception("arena tick failed")
         with session_scope() as session:
             run = runs.claim_next(session, self.worker_id, self.kinds)
             if run is None:

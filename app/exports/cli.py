@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
     exp = group("export", "Export preference datasets (recorded as dataset snapshots).")
@@ -104,7 +105,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
                     fail(str(e))
             else:
                 snapshot_id, export = export_to_file(
-                    filters, shape, format, output, user_id, advance
+                    filters, shape, format, output, user_id, advance, None
                 )
             bar.update(task, completed=total)
         if format == "hf":

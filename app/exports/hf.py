@@ -76,11 +76,14 @@ def export_to_hf_dir(
     user_id: int | None = None,
     progress: Progress | None = None,
     license: str = "other",
+    actor: Any = None,
 ) -> tuple[int, Export]:
     """Write the export as a `save_to_disk` directory with README.md; returns (snapshot id,
-    export). Built in a hidden sibling directory and renamed into place when complete."""
+    export). Built in a hidden sibling directory and renamed into place when complete. The
+    export is audited as `actor` (None: the command line's operating-system account)."""
     from datasets import Dataset
 
+    from app.audit import record
     from app.db import session_scope
 
     check(shape, "parquet", filters)
@@ -89,7 +92,11 @@ def export_to_hf_dir(
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         with session_scope() as session:
-            snapshot_id = start_snapshot(session, shape, FORMAT, filters, user_id).id
+            snap = start_snapshot(session, shape, FORMAT, filters, user_id)
+            details = {"shape": shape, "format": FORMAT, "filters": snap.filters}
+            details["directory"] = str(out_dir)
+            record(session, actor, "export.preferences", f"snapshot {snap.id}", details)
+            snapshot_id = snap.id
         export = Export(filters, shape, "parquet")
         part = work / "rows.parquet"
         with part.open("wb") as fh:
