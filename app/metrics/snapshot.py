@@ -71,7 +71,9 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         (live, "leased"),
         else_="open",
     )
-    counts = dict(session.execute(select(state, func.count()).group_by(state)).all())
+    counts: dict[str, int] = {
+        k: n for k, n in session.execute(select(state, func.count()).group_by(state))
+    }
     snap.tasks = {s: counts.get(s, 0) for s in ("open", "leased", "complete")}
 
     since = now - ACTIVE_WINDOW
@@ -96,7 +98,8 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         Run.finished_at.is_not(None),
     )
     for k, started, ended in session.execute(finished):
-        snap.run_durations.setdefault(str(k), []).append((ended - started).total_seconds())
+        if started is not None and ended is not None:  # the query already excludes NULLs
+            snap.run_durations.setdefault(str(k), []).append((ended - started).total_seconds())
 
     for k, version, base in session.execute(
         select(ModelVersion.kind, ModelVersion.version, ModelVersion.base_model).where(
@@ -170,8 +173,8 @@ class SnapshotCollector:
             "The active model version of each kind",
             labels=["kind"],
         )
-        for kind, version, base in s.active_models:
-            models.add_metric([kind], {"version": version, "base_model": base})
+        for model_kind, version, base in s.active_models:
+            models.add_metric([model_kind], {"version": version, "base_model": base})
         yield models
 
         beats = GaugeMetricFamily(
