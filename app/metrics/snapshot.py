@@ -25,6 +25,7 @@ from app.models import (
     Assignment,
     AssignmentStatus,
     ComparisonTask,
+    DeliveryStatus,
     Judgment,
     ModelStatus,
     ModelVersion,
@@ -32,6 +33,7 @@ from app.models import (
     RunKind,
     RunStatus,
     TaskStatus,
+    WebhookDelivery,
     WorkerHeartbeat,
     utcnow,
 )
@@ -50,6 +52,7 @@ class Snapshot:
     run_durations: dict[str, list[float]] = field(default_factory=dict)
     active_models: list[tuple[str, str, str]] = field(default_factory=list)
     heartbeats: dict[str, float] = field(default_factory=dict)
+    deliveries: dict[str, int] = field(default_factory=dict)
 
 
 def read(session: Session, now: datetime | None = None) -> Snapshot:
@@ -114,6 +117,10 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         )
     ):
         snap.heartbeats[worker] = max(0.0, (now - beat).total_seconds())
+
+    q = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+    by_status: dict[str, int] = {str(k): n for k, n in session.execute(q)}
+    snap.deliveries = {s.value: by_status.get(s.value, 0) for s in DeliveryStatus}
     return snap
 
 
@@ -185,3 +192,12 @@ class SnapshotCollector:
         for worker, age in sorted(s.heartbeats.items()):
             beats.add_metric([worker], age)
         yield beats
+
+        hooks = GaugeMetricFamily(
+            "prefloop_webhook_deliveries",
+            "Webhook deliveries kept, by status (pending: not yet delivered, retrying)",
+            labels=["status"],
+        )
+        for status, n in s.deliveries.items():
+            hooks.add_metric([status], n)
+        yield hooks
