@@ -257,3 +257,33 @@ def test_bad_retry_settings_are_refused() -> None:
     for bad in ([-1], [1e9], [1] * 21, ["soon"]):
         with pytest.raises(ValidationError):
             Settings(webhook_retry_s=bad)
+
+
+def test_two_senders_at_once_deliver_each_message_once(private_ok) -> None:  # type: ignore[no-untyped-def]
+    """Two workers' side threads: claims are exclusive (SKIP LOCKED on PostgreSQL)."""
+    import threading
+
+    receiver = Receiver().up()
+    try:
+        endpoint_id = endpoint(receiver)
+        with session_scope() as s:
+            for _ in range(30):
+                service.send_test(s, endpoint_id)
+        start = threading.Barrier(2)
+        sent: list[int] = []
+
+        def sender() -> None:
+            start.wait()
+            while n := delivery.deliver_due():
+                sent.append(n)
+
+        threads = [threading.Thread(target=sender) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        ids = [m["headers"]["webhook-id"] for m in receiver.received]
+        assert len(ids) == 30 and len(set(ids)) == 30 and sum(sent) == 30
+        assert {d.status for d in deliveries()} == {DeliveryStatus.succeeded}
+    finally:
+        receiver.down()
