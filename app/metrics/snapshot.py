@@ -198,6 +198,6 @@ class SnapshotCollector:
             "Webhook deliveries kept, by status (pending: not yet delivered, retrying)",
             labels=["status"],
         )
-        for status, n in s.deliveries.items():
-            hooks.add_metric([status], n)
+        for delivery_status, n in s.deliveries.items():
+            hooks.add_metric([delivery_status], n)
         yield hooks
