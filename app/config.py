@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,10 +104,12 @@ class Settings(BaseSettings):
         "", description="bearer token Prometheus sends to /metrics; unset: admins only"
     )
     webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="per delivery attempt")
-    webhook_retry_s: list[float] = Field(
+    webhook_retry_s: list[Annotated[float, Field(ge=0, le=7 * 24 * 3600)]] = Field(
         [5, 300, 1800, 7200, 18000, 36000],
+        max_length=20,
         description="waits before each retry (Standard Webhooks schedule); then failed",
     )
+    webhook_keep_days: float = Field(30.0, gt=0, description="finished deliveries kept")
     webhook_max_endpoints: int = Field(20, ge=1)
     webhook_allow_private: bool = Field(
         False, description="allow receivers on loopback/private/link-local addresses"

@@ -20,7 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import app as app_pkg
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
-from app.metrics.process import MetricsMiddleware
+from app.metrics.process import MetricsMiddleware, forget_process
 from app.ops.errors import error_body
 from app.ops.limits import BodyLimitMiddleware
 from app.web import ROOT
@@ -57,7 +57,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="prefloop", version=app_pkg.__version__, lifespan=lifespan)
     app.state.engine = make_async_engine()
     app.state.sessionmaker = make_async_sessionmaker(app.state.engine)
-    app.state.shutdown_hooks = []
+    app.state.shutdown_hooks = [forget_process]  # its live gauges leave the /metrics sums
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

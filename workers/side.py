@@ -42,6 +42,7 @@ def webhooks_once(settings: Settings) -> int:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCAN_LOCK_KEY})
         delivery.scan_completed_tasks(session)
+        delivery.prune(session, settings.webhook_keep_days)
     sent = 0
     while True:  # drain what is due now, one batch at a time
         n = delivery.deliver_due(settings)

@@ -40,6 +40,10 @@ ACTIONS = (
     "user.deactivate",
     "user.set_password",
     "user.set_role",
+    "webhook.create",
+    "webhook.disable",
+    "webhook.enable",
+    "webhook.test",
 )
 ACTION_FILTER = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
 EXPORT_FORMATS = ("csv", "jsonl")

@@ -88,3 +88,15 @@ class MetricsMiddleware:
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def forget_process() -> None:
+    """On a clean shutdown in multi-process mode: drop this process's live gauge files."""
+    import os
+
+    from app.metrics.multiproc import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())

@@ -25,6 +25,7 @@ from app.models import (
     Assignment,
     AssignmentStatus,
     ComparisonTask,
+    DeliveryStatus,
     Judgment,
     ModelStatus,
     ModelVersion,
@@ -32,6 +33,7 @@ from app.models import (
     RunKind,
     RunStatus,
     TaskStatus,
+    WebhookDelivery,
     WorkerHeartbeat,
     utcnow,
 )
@@ -50,6 +52,7 @@ class Snapshot:
     run_durations: dict[str, list[float]] = field(default_factory=dict)
     active_models: list[tuple[str, str, str]] = field(default_factory=list)
     heartbeats: dict[str, float] = field(default_factory=dict)
+    deliveries: dict[str, int] = field(default_factory=dict)
 
 
 def read(session: Session, now: datetime | None = None) -> Snapshot:
@@ -71,7 +74,9 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         (live, "leased"),
         else_="open",
     )
-    counts = dict(session.execute(select(state, func.count()).group_by(state)).all())
+    counts: dict[str, int] = {
+        k: n for k, n in session.execute(select(state, func.count()).group_by(state))
+    }
     snap.tasks = {s: counts.get(s, 0) for s in ("open", "leased", "complete")}
 
     since = now - ACTIVE_WINDOW
@@ -96,7 +101,8 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         Run.finished_at.is_not(None),
     )
     for k, started, ended in session.execute(finished):
-        snap.run_durations.setdefault(str(k), []).append((ended - started).total_seconds())
+        if started is not None and ended is not None:  # the query already excludes NULLs
+            snap.run_durations.setdefault(str(k), []).append((ended - started).total_seconds())
 
     for k, version, base in session.execute(
         select(ModelVersion.kind, ModelVersion.version, ModelVersion.base_model).where(
@@ -111,6 +117,10 @@ def read(session: Session, now: datetime | None = None) -> Snapshot:
         )
     ):
         snap.heartbeats[worker] = max(0.0, (now - beat).total_seconds())
+
+    q = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+    by_status: dict[str, int] = {str(k): n for k, n in session.execute(q)}
+    snap.deliveries = {s.value: by_status.get(s.value, 0) for s in DeliveryStatus}
     return snap
 
 
@@ -170,8 +180,8 @@ class SnapshotCollector:
             "The active model version of each kind",
             labels=["kind"],
         )
-        for kind, version, base in s.active_models:
-            models.add_metric([kind], {"version": version, "base_model": base})
+        for model_kind, version, base in s.active_models:
+            models.add_metric([model_kind], {"version": version, "base_model": base})
         yield models
 
         beats = GaugeMetricFamily(
@@ -182,3 +192,12 @@ class SnapshotCollector:
         for worker, age in sorted(s.heartbeats.items()):
             beats.add_metric([worker], age)
         yield beats
+
+        hooks = GaugeMetricFamily(
+            "prefloop_webhook_deliveries",
+            "Webhook deliveries kept, by status (pending: not yet delivered, retrying)",
+            labels=["status"],
+        )
+        for delivery_status, n in s.deliveries.items():
+            hooks.add_metric([delivery_status], n)
+        yield hooks

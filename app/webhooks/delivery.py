@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased
 from standardwebhooks.webhooks import Webhook
 
@@ -148,6 +148,17 @@ def deliver_due(settings: Settings | None = None, client: httpx.Client | None = 
         if own:
             client.close()
     return len(batch)
+
+
+def prune(session: Session, keep_days: float, now: datetime | None = None) -> int:
+    """Delete finished deliveries older than `keep_days` (pending ones are never deleted)."""
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    result = session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status != DeliveryStatus.pending, WebhookDelivery.finished_at < cutoff
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def scan_completed_tasks(session: Session, now: datetime | None = None) -> int:

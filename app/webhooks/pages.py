@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.audit.service import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
 from app.web import render
@@ -58,6 +59,11 @@ async def create(request: Request, session: SessionDep, principal: Admin) -> Res
         )
     except service.WebhookError as e:
         return await _page(request, session, status_code=400, error=str(e), submitted=submitted)
+    endpoint = created.endpoint
+    details = {"url": endpoint.url, "events": endpoint.events}  # never the secret
+    record(
+        session, principal, "webhook.create", f"webhook {endpoint.id}", details, client_ip(request)
+    )
     # the one time the secret is shown: rendered into this response, never again
     return await _page(
         request, session, status_code=201, created=created.endpoint, secret=created.secret
@@ -76,9 +82,12 @@ async def set_active(
     check_csrf(request, _text(form.get("csrf_token")))
     active = _text(form.get("active")) == "1"
     try:
-        await session.run_sync(service.set_active, endpoint_id, active)
+        endpoint = await session.run_sync(service.set_active, endpoint_id, active)
     except service.NotFound as e:
         raise HTTPException(404, str(e)) from None
+    action = "webhook.enable" if active else "webhook.disable"
+    details = {"url": endpoint.url}
+    record(session, principal, action, f"webhook {endpoint_id}", details, client_ip(request))
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
@@ -94,4 +103,5 @@ async def test_send(
         raise HTTPException(404, str(e)) from None
     except service.WebhookError as e:
         return await _page(request, session, status_code=409, error=str(e))
+    record(session, principal, "webhook.test", f"webhook {endpoint_id}", {}, client_ip(request))
     return RedirectResponse("/admin/webhooks#deliveries", status_code=303)

@@ -19,6 +19,7 @@ from app.db import session_scope
 from app.metrics.multiproc import MULTIPROC_ENV, prepare_multiproc_dir
 from app.models import ModelVersion, Run, RunKind, RunStatus, WorkerHeartbeat, utcnow
 from app.serving.limits import GenerationLimiter
+from app.webhooks import service as webhooks
 from tests.conftest import LiveServer
 from tests.factories import auth, make_tasks, make_user
 from tests.serving.support import settings_env
@@ -106,7 +107,12 @@ def test_runs_models_and_worker_heartbeats(client, tiny_policy_dir: Path) -> Non
             )
         s.add(WorkerHeartbeat(worker_id="host:42", heartbeat_at=now - timedelta(seconds=30)))
         s.add(WorkerHeartbeat(worker_id="old:1", heartbeat_at=now - timedelta(days=3)))
+    with session_scope() as s:
+        created = webhooks.create_endpoint(s, "https://hooks.example.com/", ["run.failed"])
+        webhooks.send_test(s, created.endpoint.id)
     m = scrape(client, admin)
+    assert m[("prefloop_webhook_deliveries", (("status", "pending"),))] == 1
+    assert m[("prefloop_webhook_deliveries", (("status", "failed"),))] == 0
     assert m[("prefloop_runs", (("kind", "reward"), ("status", "queued")))] == 1
     assert m[("prefloop_runs", (("kind", "reward"), ("status", "succeeded")))] == 2
     assert m[("prefloop_runs", (("kind", "ppo"), ("status", "failed")))] == 0
@@ -199,15 +205,22 @@ def test_two_worker_processes_are_merged(tmp_path: Path) -> None:
     server = LiveServer(workers=2, env={MULTIPROC_ENV: str(mp), "PREFLOOP_METRICS_TOKEN": token})
     server.start()
     try:
-        # start() polled /healthz itself until the server answered
-        n = sum(_healthz_per_process(mp, tmp_path).values())
+        # the middleware counts a request just after its last byte is sent: wait for that
+        def counted(at_least: float) -> dict[str, float]:
+            deadline = time.monotonic() + 10
+            while True:
+                per_process = _healthz_per_process(mp, tmp_path)
+                if sum(per_process.values()) >= at_least or time.monotonic() > deadline:
+                    return per_process
+
+        n = sum(counted(1).values())  # start() polled /healthz until the server answered
         close = {"Connection": "close"}  # a new connection each: the kernel spreads them
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for _ in range(20):
                 assert httpx.get(server.url + "/healthz", headers=close).status_code == 200
             n += 20
-            per_process = _healthz_per_process(mp, tmp_path)
+            per_process = counted(n)
             if sum(1 for v in per_process.values() if v > 0) == 2:
                 break
         assert sum(1 for v in per_process.values() if v > 0) == 2, per_process
@@ -216,8 +229,11 @@ def test_two_worker_processes_are_merged(tmp_path: Path) -> None:
             r = httpx.get(server.url + "/metrics", headers={**auth(token), **close})
             assert r.status_code == 200, r.text
             assert parse(r.text)[HEALTHZ] == n
+        assert len(list(mp.glob("gauge_livesum_*.db"))) == 2
     finally:
         server.stop()
+    # a clean stop takes each process's live gauges out of the sums; counters stay
+    assert not list(mp.glob("gauge_livesum_*.db")) and len(list(mp.glob("counter_*.db"))) == 2
 
 
 def test_the_grafana_dashboard_uses_only_metrics_we_export(client) -> None:  # type: ignore[no-untyped-def]

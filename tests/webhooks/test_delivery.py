@@ -226,3 +226,64 @@ def test_the_worker_side_thread_delivers_and_heartbeats(private_ok) -> None:  # 
         assert webhooks_once(get_settings()) == 0
     finally:
         receiver.down()
+
+
+def test_labeler_flagged_hook_unknown_events_and_pruning(private_ok) -> None:  # type: ignore[no-untyped-def]
+    from app.webhooks.events import emit
+
+    receiver = Receiver()
+    endpoint(receiver, ["labeler.flagged"])
+    with session_scope() as s:
+        assert emit(s, "labeler.flagged", {"user": "lab_1", "reason": "low agreement"}) == 1
+        assert emit(s, "run.failed", {"run_id": 1}) == 0  # not subscribed
+        with pytest.raises(ValueError, match="unknown webhook event"):
+            emit(s, "user.deleted", {})
+    [d] = deliveries()
+    assert d.event_type == "labeler.flagged" and '"reason":"low agreement"' in d.payload
+    with session_scope() as s:
+        row = s.get_one(WebhookDelivery, d.id)
+        row.status, row.finished_at = DeliveryStatus.succeeded, utcnow() - timedelta(days=40)
+    with session_scope() as s:
+        assert delivery.prune(s, keep_days=30) == 1
+    assert deliveries() == []
+
+
+def test_bad_retry_settings_are_refused() -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    assert Settings(webhook_retry_s=[0, 2.5]).webhook_retry_s == [0, 2.5]
+    for bad in ([-1], [1e9], [1] * 21, ["soon"]):
+        with pytest.raises(ValidationError):
+            Settings(webhook_retry_s=bad)
+
+
+def test_two_senders_at_once_deliver_each_message_once(private_ok) -> None:  # type: ignore[no-untyped-def]
+    """Two workers' side threads: claims are exclusive (SKIP LOCKED on PostgreSQL)."""
+    import threading
+
+    receiver = Receiver().up()
+    try:
+        endpoint_id = endpoint(receiver)
+        with session_scope() as s:
+            for _ in range(30):
+                service.send_test(s, endpoint_id)
+        start = threading.Barrier(2)
+        sent: list[int] = []
+
+        def sender() -> None:
+            start.wait()
+            while n := delivery.deliver_due():
+                sent.append(n)
+
+        threads = [threading.Thread(target=sender) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        ids = [m["headers"]["webhook-id"] for m in receiver.received]
+        assert len(ids) == 30 and len(set(ids)) == 30 and sum(sent) == 30
+        assert {d.status for d in deliveries()} == {DeliveryStatus.succeeded}
+    finally:
+        receiver.down()

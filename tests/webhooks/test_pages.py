@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import session_scope
-from app.models import WebhookDelivery, WebhookEndpoint
+from app.models import AuditEvent, WebhookDelivery, WebhookEndpoint
 from app.webhooks import service
 from app.webhooks.urls import BadUrl, check_url
 from tests.factories import auth, make_user
@@ -108,6 +108,13 @@ def test_admin_creates_an_endpoint_and_sees_the_secret_once(client) -> None:  # 
         assert d.event_type == "webhook.test" and d.status == "pending"
     page = client.get(PAGE, headers=h).text
     assert "webhook.test" in page and d.msg_id in page
+    with session_scope() as s:  # audited, without the secret
+        events = s.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        ours = [ev for ev in events if ev.action.startswith("webhook.")]
+        actions = [ev.action for ev in ours]
+        assert actions == ["webhook.create", "webhook.disable", "webhook.enable", "webhook.test"]
+        assert all(secret.group(1) not in str(ev.details) for ev in events)
+        assert {(ev.target, ev.actor_name) for ev in ours} == {(f"webhook {e.id}", "root")}
 
 
 def test_hostile_form_posts_get_4xx_and_store_nothing(client) -> None:  # type: ignore[no-untyped-def]
