@@ -7,6 +7,7 @@ from app.models.base import Base, utcnow
 from app.models.completion import Completion
 from app.models.dataset_snapshot import DatasetSnapshot
 from app.models.judgment import Judgment
+from app.models.labeler import LabelerExclusion, LabelerState
 from app.models.model_version import ModelKind, ModelStatus, ModelVersion
 from app.models.prompt import Prompt
 from app.models.run import Run, RunKind, RunStatus
@@ -23,6 +24,8 @@ __all__ = [
     "ComparisonTask",
     "DatasetSnapshot",
     "Judgment",
+    "LabelerExclusion",
+    "LabelerState",
     "ModelKind",
     "ModelStatus",
     "ModelVersion",

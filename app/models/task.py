@@ -13,6 +13,8 @@ from app.models.base import Base, utcnow
 class TaskStatus(enum.StrEnum):
     open = "open"
     complete = "complete"
+    # a gold task: never leaves the queue, never counts toward required judgments (app.quality)
+    gold = "gold"
 
 
 class ComparisonTask(Base):
@@ -40,6 +42,8 @@ class ComparisonTask(Base):
         Enum(TaskStatus, native_enum=False, length=20), default=TaskStatus.open
     )
     tags: Mapped[list[Any]] = mapped_column(default=list)
+    # gold: {"accept": [ranking, ...]} in completion ids; set exactly when status is "gold"
+    gold: Mapped[dict[str, Any] | None]
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

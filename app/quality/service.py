@@ -1,0 +1,197 @@
+"""Labeler quality actions: gold tasks, pause, clear flag, exclusion (and its undo), the
+labeler-facing gold accuracy switch. Sync; takes a session and only flushes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import (
+    AppSetting,
+    ComparisonTask,
+    Judgment,
+    LabelerExclusion,
+    LabelerState,
+    Role,
+    RunKind,
+    TaskCandidate,
+    TaskStatus,
+    User,
+    utcnow,
+)
+from app.quality.gold import GoldError, GoldIn, accepted
+
+SHOW_GOLD_KEY = "quality.show_gold_accuracy"
+
+
+class QualityError(ValueError):
+    """A request that conflicts with the current state (HTTP 409)."""
+
+
+class NotFound(LookupError):
+    """No such task or labeler (HTTP 404)."""
+
+
+__all__ = ["GoldError", "NotFound", "QualityError"]
+
+
+def candidate_ids(session: Session, task_id: int) -> list[int]:
+    """The task's completion ids in canonical order."""
+    return list(
+        session.scalars(
+            select(TaskCandidate.completion_id)
+            .where(TaskCandidate.task_id == task_id)
+            .order_by(TaskCandidate.position)
+        )
+    )
+
+
+def set_gold(session: Session, task_id: int, gold: GoldIn) -> ComparisonTask:
+    """Make a task gold with its accepted answer(s); it leaves the open queue for the gold mix."""
+    task = session.get(ComparisonTask, task_id, with_for_update=True)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    task.gold = accepted(gold, candidate_ids(session, task_id))
+    task.status = TaskStatus.gold
+    session.flush()
+    return task
+
+
+def unset_gold(session: Session, task_id: int) -> ComparisonTask:
+    """Return a gold task to the ordinary queue (open or complete by its judgment count)."""
+    task = session.get(ComparisonTask, task_id, with_for_update=True)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    if task.status != TaskStatus.gold:
+        raise QualityError(f"task {task_id} is not a gold task")
+    task.gold = None
+    done = task.judgment_count >= task.required_judgments
+    task.status = TaskStatus.complete if done else TaskStatus.open
+    session.flush()
+    return task
+
+
+def labeler(session: Session, ref: int | str) -> User:
+    """A labeler by id or name."""
+    q = select(User).where(User.id == ref if isinstance(ref, int) else User.name == ref)
+    user = session.scalar(q)
+    if user is None or user.role != Role.labeler:
+        raise NotFound(f"labeler {ref!r} does not exist")
+    return user
+
+
+def state(session: Session, user_id: int) -> LabelerState:
+    st = session.get(LabelerState, user_id, with_for_update=True)
+    if st is None:
+        st = LabelerState(user_id=user_id, paused=False)
+        session.add(st)
+        session.flush()
+    return st
+
+
+def set_paused(session: Session, user_id: int, paused: bool) -> LabelerState:
+    """Paused labelers get no new tasks (their live lease stays theirs until it expires)."""
+    st = state(session, user_id)
+    st.paused = paused
+    session.flush()
+    return st
+
+
+def clear_flag(session: Session, user_id: int) -> LabelerState:
+    """Flags are recomputed only from judgments made after this moment."""
+    st = state(session, user_id)
+    st.flag_cleared_at = utcnow()
+    session.flush()
+    return st
+
+
+@dataclass
+class ExclusionResult:
+    exclusion: LabelerExclusion
+    judgments: int
+    reward_run_id: int | None
+
+
+def exclude(
+    session: Session, user_id: int, actor_id: int | None, retrain: bool, then_policy: bool = True
+) -> ExclusionResult:
+    """Mark every judgment of the labeler excluded and pause them; with `retrain`, queue a
+    reward run on the data without them (and, with `then_policy`, the policy run after it)."""
+    from app.runs.service import create_run
+
+    open_ = session.scalar(
+        select(LabelerExclusion)
+        .where(LabelerExclusion.user_id == user_id, LabelerExclusion.undone_at.is_(None))
+        .limit(1)
+    )
+    if open_ is not None:
+        raise QualityError(f"labeler {user_id} is already excluded (exclusion {open_.id})")
+    n = session.execute(
+        update(Judgment)
+        .where(Judgment.user_id == user_id, Judgment.excluded.is_(False))
+        .values(excluded=True)
+    ).rowcount
+    set_paused(session, user_id, True)
+    ex = LabelerExclusion(user_id=user_id, judgment_count=int(n or 0), created_by_id=actor_id)
+    session.add(ex)
+    session.flush()
+    run_id = None
+    if retrain:
+        params: dict[str, Any] = {
+            "trigger": f"labeler {user_id} excluded (exclusion {ex.id})",
+            "exclusion_id": ex.id,
+            "then_policy": then_policy,
+        }
+        run_id = create_run(session, RunKind.reward, params, actor_id).id
+        ex.reward_run_id = run_id
+        session.flush()
+    return ExclusionResult(ex, int(n or 0), run_id)
+
+
+def undo_exclusion(session: Session, user_id: int, actor_id: int | None) -> LabelerExclusion:
+    """Bring the labeler's judgments back into training; recorded on the exclusion."""
+    ex = session.scalar(
+        select(LabelerExclusion)
+        .where(LabelerExclusion.user_id == user_id, LabelerExclusion.undone_at.is_(None))
+        .with_for_update()
+        .limit(1)
+    )
+    if ex is None:
+        raise QualityError(f"labeler {user_id} is not excluded")
+    session.execute(update(Judgment).where(Judgment.user_id == user_id).values(excluded=False))
+    ex.undone_at, ex.undone_by_id = utcnow(), actor_id
+    set_paused(session, user_id, False)  # the exclusion paused them
+    session.flush()
+    return ex
+
+
+def exclusions(session: Session, user_id: int) -> list[LabelerExclusion]:
+    return list(
+        session.scalars(
+            select(LabelerExclusion)
+            .where(LabelerExclusion.user_id == user_id)
+            .order_by(LabelerExclusion.id.desc())
+        )
+    )
+
+
+def excluded_count(session: Session, user_id: int) -> int:
+    q = select(func.count()).where(Judgment.user_id == user_id, Judgment.excluded.is_(True))
+    return int(session.scalar(q) or 0)
+
+
+def show_gold_accuracy(session: Session) -> bool:
+    row = session.get(AppSetting, SHOW_GOLD_KEY)
+    return row is not None and row.value == "1"
+
+
+def set_show_gold_accuracy(session: Session, on: bool) -> None:
+    row = session.get(AppSetting, SHOW_GOLD_KEY)
+    if row is None:
+        session.add(AppSetting(key=SHOW_GOLD_KEY, value="1" if on else "0"))
+    else:
+        row.value = "1" if on else "0"
+    session.flush()
