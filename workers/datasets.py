@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ComparisonTask, Completion, Judgment, Prompt
+from app.models import ComparisonTask, Completion, Judgment, Prompt, TaskStatus
 from app.preferences.pairs import aggregate
 
 Messages = list[dict[str, str]]
@@ -71,13 +71,17 @@ def reward_rows(
     salt: str = "rm",
 ) -> RewardData:
     """Pairs from every judgment (up to `max_judgment_id`), majority-aggregated per task.
+    Gold tasks and excluded judgments never enter (app.quality).
 
     A K-wise ranking gives every ordered pair across its tie groups; ties and both-bad judgments
     give no pair but vote (as "tied") and are counted. Pairs whose majority share is below
     `min_agreement`, or whose majority is a tie, are left out.
     """
-    q = select(Judgment.id, Judgment.task_id, Judgment.ranking, Judgment.choice).order_by(
-        Judgment.task_id, Judgment.id
+    gold = select(ComparisonTask.id).where(ComparisonTask.status == TaskStatus.gold)
+    q = (
+        select(Judgment.id, Judgment.task_id, Judgment.ranking, Judgment.choice)
+        .where(Judgment.excluded.is_(False), Judgment.task_id.not_in(gold))
+        .order_by(Judgment.task_id, Judgment.id)
     )
     if max_judgment_id is not None:
         q = q.where(Judgment.id <= max_judgment_id)
