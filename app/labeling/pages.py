@@ -22,4 +22,12 @@ async def label(request: Request, session: SessionDep, principal: Labeler) -> Re
         "flags": settings.flags,
     }
     g = await guidelines.get(session)
-    return render(request, "labeling/label.html", config=config, guidelines=g)
+    from app.quality import service as quality
+
+    def own_gold(s):  # type: ignore[no-untyped-def]
+        if not quality.show_gold_accuracy(s):
+            return None
+        return quality.own_gold_accuracy(s, principal.user_id)
+
+    gold = await session.run_sync(own_gold)
+    return render(request, "labeling/label.html", config=config, guidelines=g, gold=gold)

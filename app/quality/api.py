@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict
 
-from app.auth.deps import Admin, SessionDep
+from app.auth.deps import Admin, Labeler, SessionDep
 from app.ops.errors import API_ERRORS, DbId
 from app.quality import service
 from app.quality.gold import GoldError, GoldIn, describe
@@ -66,3 +66,120 @@ async def unset_gold(task_id: DbId, session: SessionDep, _: Admin) -> GoldOut:
         raise HTTPException(404, str(e)) from None
     except service.QualityError as e:
         raise HTTPException(409, str(e)) from None
+
+
+def _labeler_or_404(s: Any, ref: int) -> Any:
+    try:
+        return service.labeler(s, ref)
+    except service.NotFound as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.get("/labelers")
+async def list_labelers(session: SessionDep, _: Admin) -> list[dict[str, Any]]:
+    """Every labeler's statistics, flags, state and trust weights."""
+
+    def run(s: Any) -> list[dict[str, Any]]:
+        stats = service.labeler_stats(s)
+        return [stats[k].as_dict() for k in sorted(stats)]
+
+    return await session.run_sync(run)
+
+
+@router.get("/labelers/{user_id}")
+async def get_labeler(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
+    """One labeler's statistics plus lineage (snapshots, reward and policy versions that used
+    their judgments) and exclusions."""
+    from app.quality import lineage
+
+    def run(s: Any) -> dict[str, Any]:
+        user = _labeler_or_404(s, user_id)
+        out = service.labeler_stats(s)[user.id].as_dict()
+        out["lineage"] = lineage.of_labeler(s, user.id, user.name).as_dict()
+        out["exclusions"] = [
+            {
+                "id": e.id,
+                "judgments": e.judgment_count,
+                "reward_run_id": e.reward_run_id,
+                "created_at": e.created_at.isoformat(),
+                "undone_at": e.undone_at.isoformat() if e.undone_at else None,
+            }
+            for e in service.exclusions(s, user.id)
+        ]
+        return out
+
+    return await session.run_sync(run)
+
+
+@router.post("/labelers/{user_id}/pause")
+async def pause(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
+    await session.run_sync(lambda s: service.set_paused(s, _labeler_or_404(s, user_id).id, True))
+    return {"user_id": user_id, "paused": True}
+
+
+@router.post("/labelers/{user_id}/resume")
+async def resume(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
+    await session.run_sync(lambda s: service.set_paused(s, _labeler_or_404(s, user_id).id, False))
+    return {"user_id": user_id, "paused": False}
+
+
+@router.post("/labelers/{user_id}/clear-flag")
+async def clear_flag(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
+    await session.run_sync(lambda s: service.clear_flag(s, _labeler_or_404(s, user_id).id))
+    return {"user_id": user_id, "flag_cleared": True}
+
+
+@router.post("/labelers/{user_id}/exclude")
+async def exclude(
+    user_id: DbId, body: ExcludeIn, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    """Mark the labeler's judgments excluded (kept; out of training and trl exports), pause
+    them, and with `retrain` queue a reward run (then the policy run) without them."""
+
+    def run(s: Any) -> dict[str, Any]:
+        uid = _labeler_or_404(s, user_id).id
+        r = service.exclude(s, uid, principal.user_id, body.retrain, body.then_policy)
+        return {
+            "exclusion_id": r.exclusion.id,
+            "judgments": r.judgments,
+            "reward_run_id": r.reward_run_id,
+        }
+
+    try:
+        return await session.run_sync(run)
+    except service.QualityError as e:
+        raise HTTPException(409, str(e)) from None
+
+
+@router.post("/labelers/{user_id}/include")
+async def include(user_id: DbId, session: SessionDep, principal: Admin) -> dict[str, Any]:
+    """Undo the labeler's exclusion (recorded on it)."""
+
+    def run(s: Any) -> dict[str, Any]:
+        ex = service.undo_exclusion(s, _labeler_or_404(s, user_id).id, principal.user_id)
+        return {"exclusion_id": ex.id, "undone_at": ex.undone_at.isoformat()}  # type: ignore[union-attr]
+
+    try:
+        return await session.run_sync(run)
+    except service.QualityError as e:
+        raise HTTPException(409, str(e)) from None
+
+
+@router.put("/quality/settings")
+async def quality_settings(body: FlagSettingIn, session: SessionDep, _: Admin) -> dict[str, Any]:
+    await session.run_sync(service.set_show_gold_accuracy, body.show_gold_accuracy)
+    return {"show_gold_accuracy": body.show_gold_accuracy}
+
+
+@router.get("/me/gold")
+async def my_gold(session: SessionDep, principal: Labeler) -> dict[str, Any]:
+    """Your own gold accuracy, when an admin lets labelers see it (`shown`: false otherwise)."""
+
+    def run(s: Any) -> dict[str, Any]:
+        if not service.show_gold_accuracy(s):
+            return {"shown": False}
+        correct, n = service.own_gold_accuracy(s, principal.user_id)
+        return {"shown": True, "correct": correct, "answered": n,
+                "accuracy": correct / n if n else None}  # fmt: skip
+
+    return await session.run_sync(run)

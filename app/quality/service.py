@@ -195,3 +195,71 @@ def set_show_gold_accuracy(session: Session, on: bool) -> None:
     else:
         row.value = "1" if on else "0"
     session.flush()
+
+
+def labeler_stats(session: Session, th: Any = None) -> dict[int, Any]:
+    """Statistics and flags of every labeler (app.quality.stats), from one pass over the
+    judgments; memory grows with the number of judgments (fine up to a few million)."""
+    from app.config import get_settings
+    from app.models import Assignment, AssignmentStatus
+    from app.quality.stats import Fact, Thresholds, compute
+
+    th = th or Thresholds.from_settings(get_settings())
+    names = dict(session.execute(select(User.id, User.name).where(User.role == Role.labeler)).all())
+    rows = session.execute(
+        select(
+            Judgment.id, Judgment.user_id, Judgment.source, Judgment.task_id, Judgment.ranking,
+            Judgment.choice, Judgment.shown_order, Judgment.time_spent_ms, Judgment.created_at,
+            ComparisonTask.gold,
+        )
+        .join(ComparisonTask, ComparisonTask.id == Judgment.task_id)
+        .order_by(Judgment.task_id, Judgment.id)
+    )  # fmt: skip
+    facts = (
+        Fact(
+            jid,
+            uid,
+            f"u{uid}" if uid is not None else f"source:{src}",
+            tid,
+            rk or [],
+            ch,
+            order,
+            spent,
+            created,
+            gold,
+        )  # fmt: skip
+        for jid, uid, src, tid, rk, ch, order, spent, created, gold in rows
+    )
+    skips: dict[int, list[int]] = {}
+    for uid, status, n in session.execute(
+        select(Assignment.user_id, Assignment.status, func.count())
+        .where(Assignment.status.in_([AssignmentStatus.skipped, AssignmentStatus.submitted]))
+        .group_by(Assignment.user_id, Assignment.status)
+    ):
+        skips.setdefault(uid, [0, 0])[0 if status == AssignmentStatus.skipped else 1] = int(n)
+    states = {st.user_id: st for st in session.scalars(select(LabelerState))}
+    cleared = {uid: st.flag_cleared_at for uid, st in states.items()}
+    out = compute(facts, names, th, {k: (v[0], v[1]) for k, v in skips.items()}, cleared)
+    excluded = dict(
+        session.execute(
+            select(Judgment.user_id, func.count())
+            .where(Judgment.excluded.is_(True))
+            .group_by(Judgment.user_id)
+        ).all()
+    )
+    for uid, st in out.items():
+        st.paused = bool(states[uid].paused) if uid in states else False
+        st.excluded = int(excluded.get(uid, 0))
+    return out
+
+
+def own_gold_accuracy(session: Session, user_id: int) -> tuple[int, int]:
+    """(correct, answered) gold answers of one labeler."""
+    from app.quality.gold import is_correct
+
+    rows = session.execute(
+        select(Judgment.ranking, ComparisonTask.gold)
+        .join(ComparisonTask, ComparisonTask.id == Judgment.task_id)
+        .where(Judgment.user_id == user_id, ComparisonTask.status == TaskStatus.gold)
+    ).all()
+    return sum(bool(is_correct(g, r or [])) for r, g in rows), len(rows)
