@@ -94,16 +94,22 @@ def _used_reward_ids(session: Session) -> set[int]:
     return used
 
 
+def _asks_for_policy(session: Session, version: ModelVersion) -> bool:
+    run = session.get(Run, version.run_id) if version.run_id else None
+    return bool(run is not None and (run.params or {}).get("then_policy"))
+
+
 def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
-    """Params for a PPO run if a reward model is ready that no PPO run has used yet."""
-    if not settings.ppo_after_reward:
-        return None
+    """Params for a PPO run if a reward model is ready that no PPO run has used yet (with
+    PPO_AFTER_REWARD, or when its reward run asked for one: "exclude and retrain")."""
     if runs.count_active(session, RunKind.ppo) or runs.count_active(session, RunKind.reward):
         return None
     if registry.active_version(session, ModelKind.policy) is None:
         return None
     newest = newest_reward_version(session)
     if newest is None or newest.id in _used_reward_ids(session):
+        return None
+    if not settings.ppo_after_reward and not _asks_for_policy(session, newest):
         return None
     return {"reward_version_id": newest.id, "trigger": f"reward model {newest.version} ready"}
 

@@ -116,7 +116,12 @@ class ExclusionResult:
 
 
 def exclude(
-    session: Session, user_id: int, actor_id: int | None, retrain: bool, then_policy: bool = True
+    session: Session,
+    user_id: int,
+    actor_id: int | None,
+    retrain: bool,
+    then_policy: bool = True,
+    reward_params: dict[str, Any] | None = None,
 ) -> ExclusionResult:
     """Mark every judgment of the labeler excluded and pause them; with `retrain`, queue a
     reward run on the data without them (and, with `then_policy`, the policy run after it)."""
@@ -141,6 +146,7 @@ def exclude(
     run_id = None
     if retrain:
         params: dict[str, Any] = {
+            **(reward_params or {}),
             "trigger": f"labeler {user_id} excluded (exclusion {ex.id})",
             "exclusion_id": ex.id,
             "then_policy": then_policy,
