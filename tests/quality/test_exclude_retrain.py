@@ -12,7 +12,7 @@ from app.db import session_scope
 from app.models import Judgment, ModelVersion, Run, RunKind, RunStatus
 from app.quality import lineage
 from tests.factories import make_user
-from tests.training.conftest import _single_thread, active_tiny_policy, run_job  # noqa: F401
+from tests.training.conftest import run_job
 from tests.training.synth import seed_polite_preferences
 from workers.jobs.training import expand_ranges
 from workers.runner import Worker
