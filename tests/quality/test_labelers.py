@@ -32,7 +32,7 @@ def _store(task: int, uid: int, ranking, shown, ms: int, at) -> None:  # type: i
 
 def _crowd() -> dict[str, int]:
     """good1-3 answer 'first candidate wins' (good3 always picks the one shown first); EVIL picks
-    the other one, always shown first, in 0.5 s; 24 tasks, 4 of them gold."""
+    the other one, always shown first, in 0.5 s; 24 tasks, 5 of them gold."""
     names = ("good1", "good2", "good3", EVIL)
     for n in names:
         make_user(n)
@@ -47,19 +47,19 @@ def _crowd() -> dict[str, int]:
         _store(t, ids["good3"], [[a], [b]], [a, b], 7000, at)
         _store(t, ids[EVIL], [[b], [a]], [b, a], 500, at)  # wrong, shown first, fast
     with session_scope() as s:
-        for t in tasks[:4]:
+        for t in tasks[:5]:
             service.set_gold(s, t, GoldIn(choice="a"))
     return ids
 
 
 def test_statistics_and_flags():
     ids = _crowd()
-    th = Thresholds(min_gold_count=4, min_overlap=10, min_position_n=20, max_position_p=0.001)
+    th = Thresholds(min_gold_count=5, min_overlap=10, min_position_n=20, max_position_p=0.001)
     with session_scope() as s:
         stats = service.labeler_stats(s, th)
     good, bad = stats[ids["good1"]], stats[ids[EVIL]]
-    assert (good.all.gold_accuracy, good.all.gold_n) == (1.0, 4)
-    assert (bad.all.gold_accuracy, bad.all.gold_n) == (0.0, 4)
+    assert (good.all.gold_accuracy, good.all.gold_n) == (1.0, 5)
+    assert (bad.all.gold_accuracy, bad.all.gold_n) == (0.0, 5)
     assert good.all.agreement == 1.0 and bad.all.agreement == 0.0 and bad.all.compared == 24
     assert bad.all.first_share == 1.0 and bad.all.position_p < 1e-6
     assert good.all.first_share == 0.5
