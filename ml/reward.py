@@ -70,6 +70,8 @@ def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
         out[key] = [{"role": "assistant", "content": value}] if isinstance(value, str) else value
     if "margin" in row:
         out["margin"] = float(row["margin"])
+    if "weight" in row:
+        out["weight"] = float(row["weight"])
     return out
 
 
@@ -77,6 +79,64 @@ def _to_dataset(rows: list[dict[str, Any]]):
     from datasets import Dataset
 
     return Dataset.from_list([_normalize_row(r) for r in rows])
+
+
+def weighted_pair_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    weight: torch.Tensor,
+    margin: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bradley-Terry loss with a per-pair weight: sum(w * -log sigmoid(r_c - r_r - m)) / sum(w).
+
+    TRL's `margin` only shifts the logit (an additive offset); a weight scales a pair's share
+    of the loss and of its gradient. Normalized by the weights' sum, so scaling every weight
+    alike changes nothing; a pair with weight 0 contributes nothing.
+    """
+    d = chosen - rejected - (margin if margin is not None else 0.0)
+    w = weight.to(d.dtype)
+    return (w * -torch.nn.functional.logsigmoid(d)).sum() / w.sum().clamp_min(1e-12)
+
+
+class _WeightCollator:
+    """TRL's preference collator plus a `weight` tensor (1.0 where a row has none)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        weights = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
+        out = self.base([{k: v for k, v in e.items() if k != "weight"} for e in examples])
+        out["weight"] = weights
+        return out
+
+
+def _weighted_trainer_class() -> type:
+    from trl import RewardTrainer
+
+    class WeightedRewardTrainer(RewardTrainer):
+        """RewardTrainer whose loss takes a per-pair `weight` column (weighted_pair_loss)."""
+
+        def _set_signature_columns_if_needed(self) -> None:
+            if self._signature_columns is None:
+                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+            weight = inputs.pop("weight", None)
+            _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            if weight is None:
+                weight = torch.ones(outputs.logits.shape[0] // 2)
+            chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+            loss = weighted_pair_loss(
+                chosen, rejected, weight.to(chosen.device), inputs.get("margin")
+            )
+            if self.args.center_rewards_coefficient is not None:
+                loss = loss + self.args.center_rewards_coefficient * torch.mean(
+                    (chosen + rejected) ** 2
+                )
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedRewardTrainer
 
 
 def reward_config(cfg: RewardRunConfig, output_dir: str):
@@ -175,8 +235,10 @@ def train_reward(
     TRL 1.12 ``RewardTrainer`` concatenates ``prompt + chosen`` (and ``prompt + rejected``) and
     tokenizes the full conversation with the tokenizer's chat template, so the reward head reads
     the last token of the templated assistant turn. A bare string reply is wrapped as an
-    assistant message; an optional ``margin`` column is passed through. Pairs longer than
-    ``cfg.max_length`` are silently dropped by TRL: we count them (``n_dropped_too_long``).
+    assistant message; an optional ``margin`` column is passed through, and an optional
+    ``weight`` column (trust weighting) scales each pair's loss (``weighted_pair_loss``).
+    Pairs longer than ``cfg.max_length`` are silently dropped by TRL: we count them
+    (``n_dropped_too_long``).
 
     Returns metrics: ``eval_accuracy``, ``eval_loss``, ``eval_margin``, ``train_loss``,
     ``n_train``, ``n_eval``, ``n_dropped_too_long`` and ``curves`` (one dict per logged step).
@@ -185,6 +247,8 @@ def train_reward(
     from transformers.trainer_callback import PrinterCallback
     from trl import RewardTrainer
 
+    weighted = any("weight" in r for r in train_rows)
+    trainer_cls = _weighted_trainer_class() if weighted else RewardTrainer
     cfg = cfg or RewardRunConfig()
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -197,7 +261,7 @@ def train_reward(
     tok, model = load_reward_backbone(Path(base_model), cfg.seed)
     callback = ProgressCallback(progress, should_stop)
     with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp, quiet_datasets():
-        trainer = RewardTrainer(
+        trainer = trainer_cls(
             model=model,
             args=reward_config(cfg, tmp),
             train_dataset=_to_dataset(train_rows),
@@ -206,6 +270,8 @@ def train_reward(
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
+        if weighted:
+            trainer.data_collator = _WeightCollator(trainer.data_collator)
         n_train = len(trainer.train_dataset)
         n_eval = len(trainer.eval_dataset) if eval_rows else 0
         n_dropped = len(train_rows) - n_train + len(eval_rows) - n_eval

@@ -35,12 +35,19 @@ def run(ctx: JobContext) -> dict[str, Any]:
     min_agreement = number(p, "min_agreement", s.min_agreement, 0.0, 1.0)
     eval_fraction = number(p, "eval_fraction", 0.2, 0.0, 0.9)
     max_id = p.get("max_judgment_id")
+    weighting = str(p.get("weighting") or "none")  # trust weighting (app.quality.weighting)
+    if weighting not in ("none", "agreement", "gold"):
+        raise JobParamError(f"weighting must be none, agreement or gold (got {weighting!r})")
     cfg = config_from(p, RewardRunConfig, ALIASES)
     with ctx.session() as session:
         policy = policy_version(session, p.get("policy_version_id"))
         base = (policy.id, policy.version, policy.path)
         data = reward_rows(
-            session, min_agreement, eval_fraction, int(max_id) if max_id is not None else None
+            session,
+            min_agreement,
+            eval_fraction,
+            int(max_id) if max_id is not None else None,
+            weighting=weighting,
         )
     st = data.stats
     ctx.log(
