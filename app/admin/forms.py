@@ -14,6 +14,7 @@ class Field:
     lo: float | None = None
     hi: float | None = None
     help: str = ""
+    choices: tuple[str, ...] = ()
 
 
 class FormError(ValueError):
@@ -36,6 +37,14 @@ FIELDS: dict[str, list[Field]] = {
         Field("learning_rate", "Learning rate", float, 5e-5, 1e-8, 1.0),
         Field("batch_size", "Batch size (pairs)", int, 8, 1, 1024),
         Field("max_length", "Max tokens per row", int, 1024, 16, 8192),
+        Field(
+            "weighting",
+            "Trust weighting",
+            str,
+            "none",
+            help="none | agreement | gold (labeler trust, see docs/labeler-quality.md)",
+            choices=("none", "agreement", "gold"),
+        ),
     ],
     "ppo": [
         Field("kl_coef", "KL coefficient", float, 0.05, 0.0, 10.0),
@@ -81,6 +90,11 @@ def parse(kind: str, form: dict[str, str]) -> dict[str, object]:
             value = f.type(raw)
         except ValueError:
             raise FormError(f"{f.label}: {raw[:40]!r} is not a valid {f.type.__name__}") from None
+        if f.choices:
+            if value not in f.choices:
+                raise FormError(f"{f.label} must be one of {', '.join(f.choices)}")
+            params[f.name] = value
+            continue
         if (
             value != value
             or (f.lo is not None and value < f.lo)

@@ -79,3 +79,13 @@ def test_reward_run_records_weighting(active_tiny_policy):
     assert set(run.metrics["labeler_weights"]) == {"good", "bad1", "bad2"}
     bad = run_job(RunKind.reward, {**fast, "weighting": "trust-me"})
     assert bad.status == RunStatus.failed and "weighting" in bad.error
+
+
+def test_run_form_offers_weighting():
+    import pytest
+
+    from app.admin import forms
+
+    assert forms.parse("reward", {"weighting": "gold"})["weighting"] == "gold"
+    with pytest.raises(forms.FormError, match="none, agreement, gold"):
+        forms.parse("reward", {"weighting": "<b>x</b>"})
