@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -139,6 +139,7 @@ def exclude(
         .where(Judgment.user_id == user_id, Judgment.excluded.is_(False))
         .values(excluded=True)
     ).rowcount
+    _recount(session, user_id, excluded=True)
     set_paused(session, user_id, True)
     ex = LabelerExclusion(user_id=user_id, judgment_count=int(n or 0), created_by_id=actor_id)
     session.add(ex)
@@ -157,6 +158,41 @@ def exclude(
     return ExclusionResult(ex, int(n or 0), run_id)
 
 
+def _recount(session: Session, user_id: int, excluded: bool) -> None:
+    """Excluded judgments stop counting toward their tasks' required judgments, so the tasks
+    reopen for other labelers; undoing counts them again. Call with the judgments marked
+    excluded (before undo clears them)."""
+    mine = (
+        select(func.count())
+        .where(
+            Judgment.task_id == ComparisonTask.id,
+            Judgment.user_id == user_id,
+            Judgment.excluded.is_(True),
+        )
+        .scalar_subquery()
+    )
+    tasks = select(Judgment.task_id).where(Judgment.user_id == user_id, Judgment.excluded.is_(True))
+    count = ComparisonTask.judgment_count + (mine if not excluded else -mine)
+    session.execute(
+        update(ComparisonTask)
+        .where(ComparisonTask.id.in_(tasks), ComparisonTask.status != TaskStatus.gold)
+        .values(judgment_count=count)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(ComparisonTask)
+        .where(ComparisonTask.id.in_(tasks), ComparisonTask.status != TaskStatus.gold)
+        .values(
+            status=case(
+                (ComparisonTask.judgment_count >= ComparisonTask.required_judgments,
+                 TaskStatus.complete.value),
+                else_=TaskStatus.open.value,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+
+
 def undo_exclusion(session: Session, user_id: int, actor_id: int | None) -> LabelerExclusion:
     """Bring the labeler's judgments back into training; recorded on the exclusion."""
     ex = session.scalar(
@@ -167,6 +203,7 @@ def undo_exclusion(session: Session, user_id: int, actor_id: int | None) -> Labe
     )
     if ex is None:
         raise QualityError(f"labeler {user_id} is not excluded")
+    _recount(session, user_id, excluded=False)
     session.execute(update(Judgment).where(Judgment.user_id == user_id).values(excluded=False))
     ex.undone_at, ex.undone_by_id = utcnow(), actor_id
     set_paused(session, user_id, False)  # the exclusion paused them

@@ -11,7 +11,13 @@ feeds simulated ones through the same code).
 - Skip rate: skipped / (skipped + submitted) assignments.
 
 A labeler is flagged when, on the judgments made since an admin last cleared their flag, a
-statistic with enough evidence passes its threshold (PREFLOOP_QUALITY_* settings).
+statistic with enough evidence passes its threshold (PREFLOOP_QUALITY_* settings): gold
+accuracy below the minimum by a one-sided binomial test at level QUALITY_GOLD_ALPHA (over at
+least QUALITY_MIN_GOLD_COUNT answers); majority agreement (over at least QUALITY_MIN_OVERLAP
+compared pairs) below QUALITY_MIN_AGREEMENT, or below the crowd's median agreement by at least
+max(QUALITY_MIN_AGREEMENT_GAP, 2.5 standard errors); position bias at p < QUALITY_MAX_POSITION_P (at least
+QUALITY_MIN_POSITION_N K=2 choices); more than QUALITY_MAX_FAST_SHARE of timed answers under
+QUALITY_FAST_MS; skip rate above QUALITY_MAX_SKIP_RATE (at least 10 assignments).
 
 Trust weights (weighting=gold|agreement) are log-odds of a smoothed accuracy, the weight under
 which a majority vote of independent labelers is most likely right:
@@ -58,7 +64,9 @@ class Fact:
 class Thresholds:
     min_gold_accuracy: float = 0.6
     min_gold_count: int = 5
+    gold_alpha: float = 0.05
     min_agreement: float = 0.5
+    min_agreement_gap: float = 0.1
     min_overlap: int = 10
     max_position_p: float = 0.001
     min_position_n: int = 20
@@ -73,7 +81,9 @@ class Thresholds:
         return cls(
             min_gold_accuracy=s.quality_min_gold_accuracy,
             min_gold_count=s.quality_min_gold_count,
+            gold_alpha=s.quality_gold_alpha,
             min_agreement=s.quality_min_agreement,
+            min_agreement_gap=s.quality_min_agreement_gap,
             min_overlap=s.quality_min_overlap,
             max_position_p=s.quality_max_position_p,
             min_position_n=s.quality_min_position_n,
@@ -275,16 +285,61 @@ def compute(
         if rows:
             st.alpha = alphas.get(rows[0][0].coder)
         st.skipped, st.submitted = skips.get(uid, (0, 0))
-        st.flags = flags(st.recent, st.skipped, st.submitted, th)
         st.series = _series(rows, th)
+    crowd = crowd_agreement(out.values(), th)
+    for st in out.values():
+        st.flags = flags(st.recent, st.skipped, st.submitted, th, crowd)
     return out
 
 
-def flags(c: Counts, skipped: int, submitted: int, th: Thresholds) -> list[str]:
+def crowd_agreement(stats: Iterable[LabelerStats], th: Thresholds) -> float | None:
+    """The median majority agreement of labelers with enough compared pairs."""
+    values = [s.recent.agreement for s in stats if s.recent.compared >= th.min_overlap]
+    return statistics.median(values) if values else None  # type: ignore[type-var]
+
+
+def agreement_low(c: Counts, th: Thresholds, crowd: float | None) -> bool:
+    """Below the absolute minimum, or far below the crowd: at least max(min_agreement_gap,
+    2.5 standard errors) under the crowd's median (adapts to how hard the tasks are)."""
+    if c.compared < th.min_overlap or c.agreement is None:
+        return False
+    if c.agreement < th.min_agreement:
+        return True
+    if crowd is None:
+        return False
+    se = math.sqrt(max(crowd * (1 - crowd), 1e-6) / c.compared)
+    return crowd - c.agreement >= max(th.min_agreement_gap, 2.5 * se)
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    if p <= 0:
+        return 1.0
+    if p >= 1:
+        return 1.0 if k >= n else 0.0
+    return min(1.0, sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                 + i * math.log(p) + (n - i) * math.log1p(-p))
+        for i in range(0, k + 1)
+    ))  # fmt: skip
+
+
+def gold_below(correct: int, n: int, th: Thresholds) -> bool:
+    """Gold accuracy is below the threshold with evidence: a one-sided binomial test of
+    "accuracy >= min_gold_accuracy" rejects at level gold_alpha (a few unlucky answers of a
+    good labeler do not flag them)."""
+    if n == 0 or correct / n >= th.min_gold_accuracy:
+        return False
+    return binomial_cdf(correct, n, th.min_gold_accuracy) < th.gold_alpha
+
+
+def flags(
+    c: Counts, skipped: int, submitted: int, th: Thresholds, crowd: float | None = None
+) -> list[str]:
     out = []
-    if c.gold_n >= th.min_gold_count and (c.gold_accuracy or 0) < th.min_gold_accuracy:
+    if c.gold_n >= th.min_gold_count and gold_below(c.gold_correct, c.gold_n, th):
         out.append("gold")
-    if c.compared >= th.min_overlap and (c.agreement or 0) < th.min_agreement:
+    if agreement_low(c, th, crowd):
         out.append("agreement")
     if c.first_n >= th.min_position_n and (c.position_p or 1) < th.max_position_p:
         out.append("position")

@@ -79,3 +79,19 @@ def test_undo_brings_judgments_back_and_is_recorded(tmp_path):
     with session_scope() as s:
         assert s.scalar(select(DatasetSnapshot.id)) is None
         assert not service.state(s, mallory).paused
+
+
+def test_exclusion_reopens_tasks_for_other_labelers_and_undo_counts_again():
+    _setup()  # 4 tasks, 3 required, 3 judgments each; task 1 gold; mallory excluded
+    with session_scope() as s:
+        from app.models import ComparisonTask
+
+        tasks = {t.id: (t.judgment_count, str(t.status)) for t in s.scalars(select(ComparisonTask))}
+    gold = min(tasks)
+    assert tasks.pop(gold) == (3, "gold")  # gold tasks are left as they are
+    assert set(tasks.values()) == {(2, "open")}
+    with session_scope() as s:
+        service.undo_exclusion(s, user_id("mallory"), None)
+    with session_scope() as s:
+        tasks = {t.id: (t.judgment_count, str(t.status)) for t in s.scalars(select(ComparisonTask))}
+    assert tasks.pop(gold) == (3, "gold") and set(tasks.values()) == {(3, "complete")}
