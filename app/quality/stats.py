@@ -15,9 +15,10 @@ statistic with enough evidence passes its threshold (PREFLOOP_QUALITY_* settings
 accuracy below the minimum by a one-sided binomial test at level QUALITY_GOLD_ALPHA (over at
 least QUALITY_MIN_GOLD_COUNT answers); majority agreement (over at least QUALITY_MIN_OVERLAP
 compared pairs) below QUALITY_MIN_AGREEMENT, or below the crowd's median agreement by at least
-max(QUALITY_MIN_AGREEMENT_GAP, 2.5 standard errors); position bias at p < QUALITY_MAX_POSITION_P (at least
-QUALITY_MIN_POSITION_N K=2 choices); more than QUALITY_MAX_FAST_SHARE of timed answers under
-QUALITY_FAST_MS; skip rate above QUALITY_MAX_SKIP_RATE (at least 10 assignments).
+max(QUALITY_MIN_AGREEMENT_GAP, 2.5 standard errors); position bias at
+p < QUALITY_MAX_POSITION_P (at least QUALITY_MIN_POSITION_N K=2 choices); more than
+QUALITY_MAX_FAST_SHARE of timed answers under QUALITY_FAST_MS; skip rate above
+QUALITY_MAX_SKIP_RATE (at least 10 assignments).
 
 Trust weights (weighting=gold|agreement) are log-odds of a smoothed accuracy, the weight under
 which a majority vote of independent labelers is most likely right:
