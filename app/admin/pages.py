@@ -9,14 +9,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.admin import forms, service
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
-from app.models import Run, RunStatus
+from app.models import FINISHED_RUN_STATUSES, Run
+from app.models_registry import service as registry
 from app.ops.errors import DbId
+from app.runs import service as run_service
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-
-FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
 
 def run_view(run: Run) -> dict[str, Any]:
@@ -57,7 +58,7 @@ async def dashboard(request: Request, session: SessionDep, principal: Admin) -> 
 async def _runs_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    runs = await session.run_sync(service.list_runs)
+    runs = await session.run_sync(run_service.list_runs, None, None, 100)
     return render(
         request,
         "admin/runs.html",
@@ -91,6 +92,14 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
         run = await session.run_sync(create_run, kind, params, principal.user_id)
     except RunError as exc:
         return await _runs_page(request, session, status_code=400, error=str(exc))
+    record(
+        session,
+        principal,
+        "run.start",
+        f"run {run.id}",
+        {"kind": kind, "params": params},
+        client_ip(request),
+    )
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
 
 
@@ -98,15 +107,16 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
 async def run_detail(
     request: Request, run_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
-    run = await session.run_sync(service.get_run, run_id)
-    if run is None:
-        raise HTTPException(404, f"run {run_id} does not exist")
+    try:
+        run = await session.run_sync(run_service.get_run, run_id)
+    except run_service.RunNotFound:
+        raise HTTPException(404, f"run {run_id} does not exist") from None
     return render(
         request,
         "admin/run_detail.html",
         run=run,
         view=run_view(run),
-        finished=run.status in FINISHED,
+        finished=run.status in FINISHED_RUN_STATUSES,
         nav="runs",
     )
 
@@ -117,26 +127,29 @@ async def cancel_run(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.runs.service import RunError, RunNotFound, request_cancel
-
     try:
-        await session.run_sync(request_cancel, run_id)
-    except RunNotFound:
+        run = await session.run_sync(run_service.request_cancel, run_id)
+    except run_service.RunNotFound:
         raise HTTPException(404, f"run {run_id} does not exist") from None
-    except RunError as exc:
+    except run_service.RunError as exc:
         raise HTTPException(409, str(exc)) from None
+    details = {"kind": str(run.kind), "status": str(run.status)}
+    record(session, principal, "run.cancel", f"run {run_id}", details, client_ip(request))
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 
 
 async def _models_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    versions = await session.run_sync(service.list_versions)
+    from app.arena.service import page_view
+
+    versions = await session.run_sync(service.versions_by_kind)
     return render(
         request,
         "admin/models.html",
         status_code=status_code,
         versions=versions,
+        arena=await session.run_sync(page_view),
         nav="models",
         **extra,
     )
@@ -153,7 +166,6 @@ async def activate_version(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.models_registry import service as registry
 
     try:
         mv = await session.run_sync(registry.get_version, version_id)
@@ -161,8 +173,13 @@ async def activate_version(
         raise HTTPException(404, f"model version {version_id} does not exist") from None
     try:
         registry.check_activatable(mv)
+        previous = await session.run_sync(registry.active_version, mv.kind)
+        previous_id = previous.id if previous else None
         await asyncio.to_thread(registry.verify, mv)  # loading a model must not block the loop
-        await session.run_sync(registry.activate, version_id, False)
+        mv = await session.run_sync(registry.activate, version_id, False)
+        if previous_id != mv.id:
+            ip = client_ip(request)
+            await session.run_sync(registry.record_activation, principal, mv, previous_id, ip)
     except registry.RegistryError as exc:
         return await _models_page(request, session, status_code=409, error=str(exc))
     return RedirectResponse(f"/admin/models#version-{version_id}", status_code=303)

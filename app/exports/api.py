@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from app.audit import client_ip, record
 from app.auth.deps import Researcher, SessionDep
 from app.exports import service
 from app.exports.query import FilterError
@@ -80,6 +81,7 @@ Filters = Annotated[ExportFilters, Depends(filters_from_query)]
     },
 )
 async def export_preferences(
+    request: Request,
     session: SessionDep,
     user: Researcher,
     filters: Filters,
@@ -92,6 +94,8 @@ async def export_preferences(
     except FilterError as e:
         raise HTTPException(422, str(e)) from None
     snap = await session.run_sync(service.start_snapshot, shape, format, filters, user.user_id)
+    details = {"shape": shape, "format": format, "filters": snap.filters}
+    record(session, user, "export.preferences", f"snapshot {snap.id}", details, client_ip(request))
     # commit now: the body streams after this handler returns, and the snapshot is finished
     # from another connection once the last byte is out
     await session.commit()

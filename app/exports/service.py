@@ -191,6 +191,19 @@ def finish_snapshot(session: Session, snapshot_id: int, export: Export, filename
         created_at=snap.created_at or utcnow(),
     )
     session.flush()
+    from app.webhooks.events import emit
+
+    data = {
+        "snapshot_id": snap.id,
+        "shape": snap.shape,
+        "format": snap.format,
+        "filename": filename,
+        "rows": snap.row_count,
+        "sha256": snap.sha256,
+        "filters": {k: v for k, v in filters.items() if k != "_stats"},
+        "created_by": creator,
+    }
+    emit(session, "export.created", data)
     return snap.card
 
 
@@ -201,14 +214,22 @@ def export_to_file(
     path: Path,
     user_id: int | None = None,
     progress: Progress | None = None,
+    actor: Any = None,
 ) -> tuple[int, Export]:
     """Write the export to `path` (atomically) and the card to `path`.card.md; returns the
-    snapshot id and the finished export. Opens its own sessions (CLI and worker use)."""
+    snapshot id and the finished export. Opens its own sessions (CLI and worker use); the
+    export is audited as `actor` (None: the command line's operating-system account)."""
+    from app.audit import record
     from app.db import session_scope
 
     check(shape, fmt, filters)
     with session_scope() as session:
-        snapshot_id = start_snapshot(session, shape, fmt, filters, user_id).id
+        snap = start_snapshot(session, shape, fmt, filters, user_id)
+        details = {"shape": shape, "format": fmt, "filters": snap.filters, "file": str(path)}
+        if user_id is not None:
+            details["recorded_as_user_id"] = user_id
+        record(session, actor, "export.preferences", f"snapshot {snap.id}", details)
+        snapshot_id = snap.id
     export = Export(filters, shape, fmt)
     tmp = path.with_name(f".{path.name}.part")
     with tmp.open("wb") as fh:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.audit import client_ip, record
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.guidelines import service
 from app.ops.errors import API_ERRORS
@@ -35,8 +36,19 @@ async def read(session: SessionDep, _: AnyUser) -> GuidelinesOut:
 
 
 @router.put("/guidelines", response_model=GuidelinesOut)
-async def write(body: GuidelinesIn, session: SessionDep, _: Admin) -> GuidelinesOut:
+async def write(
+    request: Request, body: GuidelinesIn, session: SessionDep, principal: Admin
+) -> GuidelinesOut:
     try:
-        return _out(await service.save(session, body.markdown))
+        saved = await service.save(session, body.markdown)
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
+    record(
+        session,
+        principal,
+        "guidelines.edit",
+        "guidelines",
+        service.audit_details(saved),
+        client_ip(request),
+    )
+    return _out(saved)

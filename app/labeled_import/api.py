@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep
 from app.labeled_import import service
 from app.ops import offload
 from app.ops.errors import API_ERRORS, PlainText, err
-from app.prompts.api import accepted, refused
+from app.prompts.api import accepted, import_details, refused
 from app.prompts.parsing import FileErrors
 
 router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERRORS)
@@ -31,12 +32,13 @@ router = APIRouter(prefix="/api/v1/import", tags=["import"], responses=API_ERROR
 async def import_preferences(
     request: Request,
     session: SessionDep,
-    _: Admin,
+    principal: Admin,
     source: Annotated[PlainText, Query(min_length=1, max_length=200)],
-    format: Literal["auto", "hf", "oasst"] = "auto",
+    format: Literal["auto", "hf", "oasst", "arena"] = "auto",
     skip_invalid: bool = Query(False, description="import the good lines, list the bad ones"),
 ) -> JSONResponse:
-    """Import a JSONL file of HF preference rows or OpenAssistant trees as source judgments."""
+    """Import a JSONL file of HF preference rows, OpenAssistant trees or FastChat arena battles
+    as source judgments (battles also as arena battle records)."""
     data = await request.body()
     await session.commit()  # parsed and written in the helper process (app.ops.offload)
     try:
@@ -49,4 +51,6 @@ async def import_preferences(
         raise HTTPException(422, str(e)) from None
     except offload.HelperDied as e:
         raise HTTPException(503, str(e)) from None
+    details = import_details(result.summary, result.rejects, len(data), format, skip_invalid)
+    record(session, principal, "import.preferences", source, details, client_ip(request))
     return accepted(result.summary, result.rejects)

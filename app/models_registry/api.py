@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
+from app.audit import client_ip
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.models import ModelKind, Role
 from app.models_registry import service
 from app.models_registry.schemas import ModelVersionList, ModelVersionRead
-from app.ops.errors import API_ERRORS
+from app.ops.errors import API_ERRORS, DbId
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=API_ERRORS)
 
@@ -33,14 +34,19 @@ async def list_models(
 
 @router.post("/{version_id}/activate")
 async def activate_model(
-    session: SessionDep, _: Admin, version_id: int = Path(ge=1, le=2**31 - 1)
+    request: Request, session: SessionDep, principal: Admin, version_id: DbId
 ) -> ModelVersionRead:
     """Verify the version loads (off the event loop), then flip the active pointer atomically."""
     try:
         mv = await session.run_sync(service.get_version, version_id)
         service.check_activatable(mv)
+        previous = await session.run_sync(service.active_version, mv.kind)
+        previous_id = previous.id if previous else None
         await asyncio.to_thread(service.verify, mv)
         mv = await session.run_sync(service.activate, version_id, False)
+        if previous_id != mv.id:
+            ip = client_ip(request)
+            await session.run_sync(service.record_activation, principal, mv, previous_id, ip)
     except service.VersionNotFound as e:
         raise HTTPException(404, str(e)) from None
     except service.RegistryError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from app.models import ModelKind
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
     models = group("models", "Model versions: list, activate (and roll back).")
@@ -55,11 +56,21 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     ) -> None:
         """Verify VERSION loads, then make it the active one of its kind (atomic)."""
         from app.db import session_scope
-        from app.models_registry.service import RegistryError, activate
+        from app.models_registry.service import (
+            RegistryError,
+            activate,
+            active_version,
+            get_version,
+            record_activation,
+        )
 
         try:
             with console.status(f"verifying {version} loads ..."), session_scope() as s:
+                previous = active_version(s, get_version(s, version).kind)
+                previous_id = previous.id if previous else None
                 mv = activate(s, version)
+                if previous_id != mv.id:
+                    record_activation(s, None, mv, previous_id, None)
                 name, kind = mv.version, mv.kind.value
         except RegistryError as e:
             fail(str(e))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep
 from app.ops import offload
 from app.ops.errors import API_ERRORS, err
@@ -39,6 +40,19 @@ def refused(e: FileErrors) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
 
+def import_details(
+    summary: Any, rejects: list[Reject], size: int, fmt: str, skip_invalid: bool
+) -> dict[str, Any]:
+    """What the audit trail keeps of an import."""
+    return {
+        **summary.__dict__,
+        "rejected": len(rejects),
+        "bytes": size,
+        "format": fmt,
+        "skip_invalid": skip_invalid,
+    }
+
+
 def accepted(summary: Any, rejects: list[Reject]) -> JSONResponse:
     """201 with the summary and, with skip_invalid, the lines left out."""
     body = dict(summary.__dict__)
@@ -67,7 +81,7 @@ async def import_file(
     kind: Literal["prompts", "comparisons"],
     request: Request,
     session: SessionDep,
-    _: Admin,
+    principal: Admin,
     format: Literal["auto", "jsonl", "csv"] = "auto",
     required_judgments: int | None = Query(None, ge=1, le=100),
     skip_invalid: bool = Query(False, description="import the good lines, list the bad ones"),
@@ -92,4 +106,6 @@ async def import_file(
         return refused(e)
     except offload.HelperDied as e:
         raise HTTPException(503, str(e)) from None
+    details = import_details(result.summary, result.rejects, len(data), format, skip_invalid)
+    record(session, principal, f"import.{kind}", name, details, client_ip(request))
     return accepted(result.summary, result.rejects)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import record
 from app.auth.security import generate_password, hash_password, hash_token, new_api_token
 from app.models import ApiToken, Role, User
 
@@ -14,9 +17,15 @@ class UserError(ValueError):
 
 
 def create_user(
-    session: Session, name: str, role: Role | str, password: str | None = None
+    session: Session,
+    name: str,
+    role: Role | str,
+    password: str | None = None,
+    actor: Any = None,
+    ip: str | None = None,
 ) -> tuple[User, str]:
-    """Create an account; returns it with the password (generated when none is given)."""
+    """Create an account; returns it with the password (generated when none is given).
+    Audited as `actor` (a Principal; None: the command line), like every change here."""
     name = name.strip()
     if not name or len(name) > 100:
         raise UserError("name must be 1-100 characters")
@@ -28,14 +37,23 @@ def create_user(
         raise UserError(f"user {name!r} already exists")
     if password is not None and len(password) < 8:
         raise UserError("password must be at least 8 characters")
+    password_given = password is not None
     password = password or generate_password()
     user = User(name=name, role=role, password_hash=hash_password(password), active=True)
     session.add(user)
     session.flush()
+    details = {"role": role.value, "password": "given" if password_given else "generated"}
+    record(session, actor, "user.create", name, details, ip)
     return user, password
 
 
-def create_token(session: Session, user_name: str, token_name: str = "cli") -> tuple[ApiToken, str]:
+def create_token(
+    session: Session,
+    user_name: str,
+    token_name: str = "cli",
+    actor: Any = None,
+    ip: str | None = None,
+) -> tuple[ApiToken, str]:
     """Create a personal API token for a user; the plain token is returned once, never stored."""
     user = session.scalar(select(User).where(User.name == user_name))
     if user is None:
@@ -46,6 +64,8 @@ def create_token(session: Session, user_name: str, token_name: str = "cli") -> t
     )
     session.add(token)
     session.flush()
+    details = {"token_id": token.id, "name": token.name, "prefix": token.prefix}
+    record(session, actor, "token.create", user.name, details, ip)
     return token, plain
 
 

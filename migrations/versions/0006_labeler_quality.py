@@ -7,7 +7,7 @@ and cleared flags; labeler_exclusions records each exclusion, the reward run it 
 undo; dataset_snapshots.judgment_id_ranges records what an export held.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 import app.models.base
 
 revision: str = "0006"
-down_revision: str | None = "0002"
+down_revision: str | None = "0007"
 branch_labels = None
 depends_on = None
 

@@ -77,8 +77,12 @@ def test_reward_run_records_weighting(active_tiny_policy):
     assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
     assert run.metrics["weighting"] == "gold"
     assert set(run.metrics["labeler_weights"]) == {"good", "bad1", "bad2"}
-    bad = run_job(RunKind.reward, {**fast, "weighting": "trust-me"})
-    assert bad.status == RunStatus.failed and "weighting" in bad.error
+    import pytest
+
+    from app.runs.service import RunParamError, create_run
+
+    with pytest.raises(RunParamError, match="weighting"), session_scope() as s:
+        create_run(s, RunKind.reward, {"weighting": "trust-me"}, None)
 
 
 def test_run_form_offers_weighting():
@@ -87,5 +91,5 @@ def test_run_form_offers_weighting():
     from app.admin import forms
 
     assert forms.parse("reward", {"weighting": "gold"})["weighting"] == "gold"
-    with pytest.raises(forms.FormError, match="none, agreement, gold"):
+    with pytest.raises(forms.FormError, match="Trust weighting"):
         forms.parse("reward", {"weighting": "<b>x</b>"})
