@@ -1,13 +1,15 @@
 """Labeler quality JSON API: gold tasks, per-labeler statistics and lineage, pause, clear flag,
-exclude (and retrain) and its undo. Admins only, except a labeler's own gold accuracy."""
+exclude (and retrain) and its undo. Admins only, except a labeler's own gold accuracy. Every
+change is recorded in the audit log."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
+from app.audit import client_ip
 from app.auth.deps import Admin, Labeler, SessionDep
 from app.ops.errors import API_ERRORS, DbId
 from app.quality import service
@@ -40,12 +42,16 @@ def _gold_out(session: Any, task: Any) -> GoldOut:
 
 
 @router.put("/tasks/{task_id}/gold", response_model=GoldOut)
-async def set_gold(task_id: DbId, body: GoldIn, session: SessionDep, _: Admin) -> GoldOut:
+async def set_gold(
+    request: Request, task_id: DbId, body: GoldIn, session: SessionDep, principal: Admin
+) -> GoldOut:
     """Make a task gold: `{"ranking": [[0], [1]]}` or `{"choice": ["a", "tie"]}` (positions in
     the task's candidate order)."""
+    ip = client_ip(request)
 
     def run(s: Any) -> GoldOut:
-        return _gold_out(s, service.set_gold(s, task_id, body))
+        task = service.set_gold(s, task_id, body, principal, ip)
+        return _gold_out(s, task)
 
     try:
         return await session.run_sync(run)
@@ -56,9 +62,13 @@ async def set_gold(task_id: DbId, body: GoldIn, session: SessionDep, _: Admin) -
 
 
 @router.delete("/tasks/{task_id}/gold", response_model=GoldOut)
-async def unset_gold(task_id: DbId, session: SessionDep, _: Admin) -> GoldOut:
+async def unset_gold(
+    request: Request, task_id: DbId, session: SessionDep, principal: Admin
+) -> GoldOut:
+    ip = client_ip(request)
+
     def run(s: Any) -> GoldOut:
-        return _gold_out(s, service.unset_gold(s, task_id))
+        return _gold_out(s, service.unset_gold(s, task_id, principal, ip))
 
     try:
         return await session.run_sync(run)
@@ -111,34 +121,52 @@ async def get_labeler(user_id: DbId, session: SessionDep, _: Admin) -> dict[str,
     return await session.run_sync(run)
 
 
+async def _simple(
+    request: Request, session: Any, principal: Any, user_id: int, action: str
+) -> dict[str, Any]:
+    ip = client_ip(request)
+
+    def run(s: Any) -> None:
+        service.act(s, _labeler_or_404(s, user_id).id, action, principal, ip)
+
+    await session.run_sync(run)
+    return {"user_id": user_id, "done": action}
+
+
 @router.post("/labelers/{user_id}/pause")
-async def pause(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
-    await session.run_sync(lambda s: service.set_paused(s, _labeler_or_404(s, user_id).id, True))
-    return {"user_id": user_id, "paused": True}
+async def pause(
+    request: Request, user_id: DbId, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    """No new tasks for this labeler (their live lease stays theirs until it expires)."""
+    return {**await _simple(request, session, principal, user_id, "pause"), "paused": True}
 
 
 @router.post("/labelers/{user_id}/resume")
-async def resume(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
-    await session.run_sync(lambda s: service.set_paused(s, _labeler_or_404(s, user_id).id, False))
-    return {"user_id": user_id, "paused": False}
+async def resume(
+    request: Request, user_id: DbId, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    return {**await _simple(request, session, principal, user_id, "resume"), "paused": False}
 
 
 @router.post("/labelers/{user_id}/clear-flag")
-async def clear_flag(user_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
-    await session.run_sync(lambda s: service.clear_flag(s, _labeler_or_404(s, user_id).id))
-    return {"user_id": user_id, "flag_cleared": True}
+async def clear_flag(
+    request: Request, user_id: DbId, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    """Flags are recomputed from the judgments made after now."""
+    return await _simple(request, session, principal, user_id, "clear-flag")
 
 
 @router.post("/labelers/{user_id}/exclude")
 async def exclude(
-    user_id: DbId, body: ExcludeIn, session: SessionDep, principal: Admin
+    request: Request, user_id: DbId, body: ExcludeIn, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
-    """Mark the labeler's judgments excluded (kept; out of training and trl exports), pause
-    them, and with `retrain` queue a reward run (then the policy run) without them."""
+    """Mark the labeler's judgments excluded (kept; out of training and trl exports; their tasks
+    reopen), pause them, and with `retrain` queue a reward run (then the policy run)."""
+    ip = client_ip(request)
 
     def run(s: Any) -> dict[str, Any]:
         uid = _labeler_or_404(s, user_id).id
-        r = service.exclude(s, uid, principal.user_id, body.retrain, body.then_policy)
+        r = service.exclude(s, uid, principal, body.retrain, body.then_policy, ip=ip)
         return {
             "exclusion_id": r.exclusion.id,
             "judgments": r.judgments,
@@ -152,11 +180,14 @@ async def exclude(
 
 
 @router.post("/labelers/{user_id}/include")
-async def include(user_id: DbId, session: SessionDep, principal: Admin) -> dict[str, Any]:
-    """Undo the labeler's exclusion (recorded on it)."""
+async def include(
+    request: Request, user_id: DbId, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    """Undo the labeler's exclusion (recorded on it and in the audit log)."""
+    ip = client_ip(request)
 
     def run(s: Any) -> dict[str, Any]:
-        ex = service.undo_exclusion(s, _labeler_or_404(s, user_id).id, principal.user_id)
+        ex = service.undo_exclusion(s, _labeler_or_404(s, user_id).id, principal, ip)
         return {"exclusion_id": ex.id, "undone_at": ex.undone_at.isoformat()}  # type: ignore[union-attr]
 
     try:
@@ -166,8 +197,13 @@ async def include(user_id: DbId, session: SessionDep, principal: Admin) -> dict[
 
 
 @router.put("/quality/settings")
-async def quality_settings(body: FlagSettingIn, session: SessionDep, _: Admin) -> dict[str, Any]:
-    await session.run_sync(service.set_show_gold_accuracy, body.show_gold_accuracy)
+async def quality_settings(
+    request: Request, body: FlagSettingIn, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    ip = client_ip(request)
+    await session.run_sync(
+        lambda s: service.set_show_gold_accuracy(s, body.show_gold_accuracy, principal, ip)
+    )
     return {"show_gold_accuracy": body.show_gold_accuracy}
 
 

@@ -51,16 +51,16 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     @labelers.command("pause")
     def pause(name: str) -> None:
         """No new tasks for this labeler (their live lease stays theirs)."""
-        _act(name, lambda s, svc, uid: svc.set_paused(s, uid, True) and f"paused {name}")
+        _act(name, lambda s, svc, uid: svc.act(s, uid, "pause") or f"paused {name}")
 
     @labelers.command("resume")
     def resume(name: str) -> None:
-        _act(name, lambda s, svc, uid: svc.set_paused(s, uid, False) and f"resumed {name}")
+        _act(name, lambda s, svc, uid: svc.act(s, uid, "resume") or f"resumed {name}")
 
     @labelers.command("clear-flag")
     def clear_flag(name: str) -> None:
         """Flags are recomputed from judgments made after now."""
-        _act(name, lambda s, svc, uid: svc.clear_flag(s, uid) and f"cleared {name}'s flag")
+        _act(name, lambda s, svc, uid: svc.act(s, uid, "clear-flag") or f"cleared {name}'s flag")
 
     @labelers.command("exclude")
     def exclude(

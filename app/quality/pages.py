@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
 
+from app.audit import client_ip
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.models import ComparisonTask, TaskStatus
 from app.ops.errors import DbId
@@ -116,7 +117,8 @@ async def mark_gold(request: Request, session: SessionDep, principal: Admin) -> 
         return await _page(request, session, 400, error="task id must be a positive number")
     try:
         answer = parse_answer(form.get("answer", ""))
-        await session.run_sync(service.set_gold, int(raw_id), answer)
+        ip = client_ip(request)
+        await session.run_sync(lambda s: service.set_gold(s, int(raw_id), answer, principal, ip))
     except (GoldError, ValueError, service.NotFound) as e:
         return await _page(request, session, 400, error=str(e).splitlines()[0])
     return RedirectResponse("/admin/labelers#gold", status_code=303)
@@ -127,8 +129,9 @@ async def unmark_gold(
     request: Request, task_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
     await _form(request)
+    ip = client_ip(request)
     try:
-        await session.run_sync(service.unset_gold, task_id)
+        await session.run_sync(lambda s: service.unset_gold(s, task_id, principal, ip))
     except service.NotFound as e:
         raise HTTPException(404, str(e)) from None
     except service.QualityError as e:
@@ -139,7 +142,8 @@ async def unmark_gold(
 @router.post("/labelers/settings", response_model=None)
 async def settings(request: Request, session: SessionDep, principal: Admin) -> Response:
     form = await _form(request)
-    await session.run_sync(service.set_show_gold_accuracy, form.get("show_gold_accuracy") == "1")
+    on, ip = form.get("show_gold_accuracy") == "1", client_ip(request)
+    await session.run_sync(lambda s: service.set_show_gold_accuracy(s, on, principal, ip))
     return RedirectResponse("/admin/labelers", status_code=303)
 
 
@@ -178,20 +182,16 @@ async def act(
 ) -> Response:
     """pause | resume | clear-flag | exclude | exclude-retrain | include (undo an exclusion)."""
     form = await _form(request)
-    actor = principal.user_id
+    ip = client_ip(request)
 
     def run(s: Any) -> None:
         uid = service.labeler(s, user_id).id
-        if action in ("pause", "resume"):
-            service.set_paused(s, uid, action == "pause")
-        elif action == "clear-flag":
-            service.clear_flag(s, uid)
-        elif action in ("exclude", "exclude-retrain"):
-            service.exclude(s, uid, actor, retrain=action == "exclude-retrain")
+        if action in ("exclude", "exclude-retrain"):
+            service.exclude(s, uid, principal, retrain=action == "exclude-retrain", ip=ip)
         elif action == "include":
-            service.undo_exclusion(s, uid, actor)
+            service.undo_exclusion(s, uid, principal, ip)
         else:
-            raise service.NotFound(f"no action {action!r}")
+            service.act(s, uid, action, principal, ip)
 
     try:
         await session.run_sync(run)

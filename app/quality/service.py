@@ -49,18 +49,38 @@ def candidate_ids(session: Session, task_id: int) -> list[int]:
     )
 
 
-def set_gold(session: Session, task_id: int, gold: GoldIn) -> ComparisonTask:
+def audit(
+    session: Session, actor: Any, action: str, target: str, details: Any = None, ip: Any = None
+) -> None:
+    """One audit-log entry in the action's own transaction (actor None: the command line)."""
+    from app.audit import record
+
+    record(session, actor, action, target, details or {}, ip)
+
+
+def _actor_id(actor: Any) -> int | None:
+    if actor is None or isinstance(actor, str):
+        return None
+    return getattr(actor, "user_id", None) or getattr(actor, "id", None)
+
+
+def set_gold(
+    session: Session, task_id: int, gold: GoldIn, actor: Any = None, ip: str | None = None
+) -> ComparisonTask:
     """Make a task gold with its accepted answer(s); it leaves the open queue for the gold mix."""
     task = session.get(ComparisonTask, task_id, with_for_update=True)
     if task is None:
         raise NotFound(f"task {task_id} does not exist")
     task.gold = accepted(gold, candidate_ids(session, task_id))
     task.status = TaskStatus.gold
+    audit(session, actor, "gold.set", f"task {task_id}", {"accept": task.gold["accept"]}, ip)
     session.flush()
     return task
 
 
-def unset_gold(session: Session, task_id: int) -> ComparisonTask:
+def unset_gold(
+    session: Session, task_id: int, actor: Any = None, ip: str | None = None
+) -> ComparisonTask:
     """Return a gold task to the ordinary queue (open or complete by its judgment count)."""
     task = session.get(ComparisonTask, task_id, with_for_update=True)
     if task is None:
@@ -70,6 +90,7 @@ def unset_gold(session: Session, task_id: int) -> ComparisonTask:
     task.gold = None
     done = task.judgment_count >= task.required_judgments
     task.status = TaskStatus.complete if done else TaskStatus.open
+    audit(session, actor, "gold.unset", f"task {task_id}", {}, ip)
     session.flush()
     return task
 
@@ -108,6 +129,18 @@ def clear_flag(session: Session, user_id: int) -> LabelerState:
     return st
 
 
+def act(session: Session, user_id: int, action: str, actor: Any = None, ip: Any = None) -> None:
+    """pause | resume | clear-flag, recorded in the audit log."""
+    if action in ("pause", "resume"):
+        set_paused(session, user_id, action == "pause")
+    elif action == "clear-flag":
+        clear_flag(session, user_id)
+    else:
+        raise NotFound(f"no action {action!r}")
+    name = session.scalar(select(User.name).where(User.id == user_id))
+    audit(session, actor, f"labeler.{action.replace('-', '_')}", f"labeler {name}", {}, ip)
+
+
 @dataclass
 class ExclusionResult:
     exclusion: LabelerExclusion
@@ -118,15 +151,17 @@ class ExclusionResult:
 def exclude(
     session: Session,
     user_id: int,
-    actor_id: int | None,
+    actor: Any,
     retrain: bool,
     then_policy: bool = True,
     reward_params: dict[str, Any] | None = None,
+    ip: str | None = None,
 ) -> ExclusionResult:
     """Mark every judgment of the labeler excluded and pause them; with `retrain`, queue a
     reward run on the data without them (and, with `then_policy`, the policy run after it)."""
     from app.runs.service import create_run
 
+    actor_id = _actor_id(actor)
     open_ = session.scalar(
         select(LabelerExclusion)
         .where(LabelerExclusion.user_id == user_id, LabelerExclusion.undone_at.is_(None))
@@ -155,6 +190,9 @@ def exclude(
         run_id = create_run(session, RunKind.reward, params, actor_id).id
         ex.reward_run_id = run_id
         session.flush()
+    name = session.scalar(select(User.name).where(User.id == user_id))
+    details = {"exclusion_id": ex.id, "judgments": ex.judgment_count, "reward_run_id": run_id}
+    audit(session, actor, "labeler.exclude", f"labeler {name}", details, ip)
     return ExclusionResult(ex, int(n or 0), run_id)
 
 
@@ -193,7 +231,9 @@ def _recount(session: Session, user_id: int, excluded: bool) -> None:
     )  # fmt: skip
 
 
-def undo_exclusion(session: Session, user_id: int, actor_id: int | None) -> LabelerExclusion:
+def undo_exclusion(
+    session: Session, user_id: int, actor: Any, ip: str | None = None
+) -> LabelerExclusion:
     """Bring the labeler's judgments back into training; recorded on the exclusion."""
     ex = session.scalar(
         select(LabelerExclusion)
@@ -205,8 +245,11 @@ def undo_exclusion(session: Session, user_id: int, actor_id: int | None) -> Labe
         raise QualityError(f"labeler {user_id} is not excluded")
     _recount(session, user_id, excluded=False)
     session.execute(update(Judgment).where(Judgment.user_id == user_id).values(excluded=False))
-    ex.undone_at, ex.undone_by_id = utcnow(), actor_id
+    ex.undone_at, ex.undone_by_id = utcnow(), _actor_id(actor)
     set_paused(session, user_id, False)  # the exclusion paused them
+    name = session.scalar(select(User.name).where(User.id == user_id))
+    details = {"exclusion_id": ex.id, "judgments": ex.judgment_count}
+    audit(session, actor, "labeler.include", f"labeler {name}", details, ip)
     session.flush()
     return ex
 
@@ -231,12 +274,15 @@ def show_gold_accuracy(session: Session) -> bool:
     return row is not None and row.value == "1"
 
 
-def set_show_gold_accuracy(session: Session, on: bool) -> None:
+def set_show_gold_accuracy(
+    session: Session, on: bool, actor: Any = None, ip: str | None = None
+) -> None:
     row = session.get(AppSetting, SHOW_GOLD_KEY)
     if row is None:
         session.add(AppSetting(key=SHOW_GOLD_KEY, value="1" if on else "0"))
     else:
         row.value = "1" if on else "0"
+    audit(session, actor, "quality.settings", "show_gold_accuracy", {"show_gold_accuracy": on}, ip)
     session.flush()
 
 

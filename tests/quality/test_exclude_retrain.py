@@ -79,3 +79,10 @@ def test_exclude_and_retrain_trains_without_the_labeler(active_tiny_policy):
         assert ppo[0].params["reward_version_id"] == new.id
     r = runner.invoke(root, ["labelers", "include", "mallory"])
     assert r.exit_code == 0 and "undone" in r.output
+    from app.models import AuditEvent
+
+    with session_scope() as s:
+        events = [(e.action, e.actor_name) for e in s.scalars(select(AuditEvent))
+                  if e.action.startswith("labeler.")]  # fmt: skip
+    assert [a for a, _ in events] == ["labeler.exclude", "labeler.include"]
+    assert all(who.startswith("cli") for _, who in events)

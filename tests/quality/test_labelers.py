@@ -98,6 +98,17 @@ def test_paused_labeler_gets_no_new_task(client):
     client.post(f"/api/v1/labelers/{uid}/resume", headers=admin)
     assert client.get("/api/v1/tasks/next", headers=auth(lab)).status_code == 200
     assert client.post("/api/v1/labelers/999/pause", headers=admin).status_code == 404
+    from app.models import AuditEvent
+
+    with session_scope() as s:
+        assert [
+            e.action
+            for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.action.startswith("labeler.")
+        ] == [  # fmt: skip
+            "labeler.pause",
+            "labeler.resume",
+        ]
     assert client.post(f"/api/v1/labelers/{uid}/pause", headers=auth(lab)).status_code == 403
 
 
@@ -138,6 +149,14 @@ def test_pages_escape_and_actions_work(client):
     r = client.post("/admin/labelers/gold", data={"csrf_token": csrf, "task_id": str(t),
                     "answer": "b, tie"}, headers=h)  # fmt: skip
     assert r.status_code == 200 and f"#{t}" in r.text and "2 &gt; 1 or 1 = 2" in r.text
+    # every action is in the audit log, by whom and on what
+    from app.models import AuditEvent
+
+    with session_scope() as s:
+        rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id))
+        events = [(e.action, e.actor_name, e.target) for e in rows if e.actor_name == "root"]
+    assert [a for a, _, _ in events] == ["labeler.exclude", "labeler.include", "gold.set"]
+    assert events[0][2] == f"labeler {EVIL}" and events[2][2] == f"task {t}"
 
 
 def test_labelers_see_own_gold_accuracy_only_when_enabled(client):
