@@ -171,3 +171,26 @@ def test_labelers_see_own_gold_accuracy_only_when_enabled(client):
     assert 'id="gold-accuracy"' in client.get("/label", headers=auth(token)).text
     api = client.get(f"/api/v1/labelers/{ids['good1']}", headers=admin).json()
     assert api["gold_accuracy"] == 1.0 and api["lineage"]["snapshots"] == []
+
+
+def test_cli_list_pause_resume_clear_flag():
+    from typer.testing import CliRunner
+
+    from app.cli import _discover, root
+
+    _discover()
+    ids = _crowd()
+    runner = CliRunner()
+    r = runner.invoke(root, ["labelers", "list"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith(EVIL))
+    assert "gold,agreement,position,fast" in line and "0% (5)" in line
+    assert runner.invoke(root, ["labelers", "pause", "good1"]).exit_code == 0
+    with session_scope() as s:
+        assert service.state(s, ids["good1"]).paused
+    assert runner.invoke(root, ["labelers", "resume", "good1"]).exit_code == 0
+    assert runner.invoke(root, ["labelers", "clear-flag", EVIL]).exit_code == 0
+    after = runner.invoke(root, ["labelers", "list"]).output.splitlines()
+    assert next(x for x in after if x.startswith(EVIL)).split()[-2:] == ["-", "-"]  # no flags
+    r = runner.invoke(root, ["labelers", "pause", "nobody"])
+    assert r.exit_code == 1 and "does not exist" in r.output
