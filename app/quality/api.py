@@ -121,6 +121,18 @@ async def get_labeler(user_id: DbId, session: SessionDep, _: Admin) -> dict[str,
     return await session.run_sync(run)
 
 
+@router.get("/judgments/{judgment_id}/lineage")
+async def judgment_lineage(judgment_id: DbId, session: SessionDep, _: Admin) -> dict[str, Any]:
+    """Where one judgment went: export snapshots (recorded, or inferred for old ones), reward
+    versions trained on it, policy versions trained against those (or from such a policy)."""
+    from app.quality import lineage
+
+    out = await session.run_sync(lambda s: lineage.of_judgment(s, judgment_id))
+    if out is None:
+        raise HTTPException(404, f"judgment {judgment_id} does not exist")
+    return {"judgment_id": judgment_id, **out.as_dict()}
+
+
 async def _simple(
     request: Request, session: Any, principal: Any, user_id: int, action: str
 ) -> dict[str, Any]:

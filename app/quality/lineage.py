@@ -103,8 +103,27 @@ def of_labeler(session: Session, user_id: int, name: str) -> Lineage:
         .where(Judgment.user_id == user_id)
         .order_by(Judgment.id)
     ).all()
-    ids = [r[0] for r in rows]
-    times = [r[1] for r in rows]
+    return _lineage(session, [r[0] for r in rows], [r[1] for r in rows], user_id, name)
+
+
+def of_judgment(session: Session, judgment_id: int) -> Lineage | None:
+    """The chain of one judgment: snapshots, reward versions, policy versions (None: no such
+    judgment). An imported judgment (no labeler) is matched on recorded id ranges only."""
+    from app.models import User
+
+    row = session.execute(
+        select(Judgment.id, Judgment.created_at, Judgment.user_id, User.name)
+        .outerjoin(User, User.id == Judgment.user_id)
+        .where(Judgment.id == judgment_id)
+    ).first()
+    if row is None:
+        return None
+    return _lineage(session, [row[0]], [row[1]], row[2], row[3])
+
+
+def _lineage(
+    session: Session, ids: list[int], times: list[datetime], user_id: int | None, name: str | None
+) -> Lineage:
     out = Lineage()
     if not ids:
         return out
@@ -113,11 +132,11 @@ def of_labeler(session: Session, user_id: int, name: str) -> Lineage:
             n, inferred = in_ranges(ids, snap.judgment_id_ranges), False
         elif snap.sha256 is None:
             continue  # never finished
+        elif user_id is None or name is None:
+            continue  # an imported judgment: only recorded ranges tell
         else:
-            n, inferred = (
-                _inferred_count(snap.filters or {}, user_id, name, times, snap.created_at),
-                True,
-            )
+            n = _inferred_count(snap.filters or {}, user_id, name, times, snap.created_at)
+            inferred = True
         if n:
             label = f"snapshot {snap.id} ({snap.shape}, {snap.format})"
             out.snapshots.append(Use("snapshot", snap.id, label, snap.created_at, n, inferred))

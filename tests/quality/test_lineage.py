@@ -63,6 +63,22 @@ def test_lineage_recorded_inferred_and_chained():
         )
 
 
+def test_judgment_lineage_api(client):
+    admin = auth(make_user("root", "admin"))
+    make_user("ann")
+    t = make_tasks(1)[0]
+    j = judge(t, "ann", [[candidates(t)[0]], [candidates(t)[1]]])
+    with session_scope() as s:
+        r1 = _version(s, ModelKind.reward, "rm-1", {"judgment_id_ranges": [[j, j]]})
+        _version(s, ModelKind.policy, "pol-1", {"reward_version_id": r1})
+    body = client.get(f"/api/v1/judgments/{j}/lineage", headers=admin).json()
+    assert [v["name"] for v in body["reward_versions"]] == ["rm-1"]
+    assert [(v["name"], v["via"]) for v in body["policy_versions"]] == [("pol-1", "rm-1")]
+    assert client.get(f"/api/v1/judgments/{j + 1}/lineage", headers=admin).status_code == 404
+    lab = auth(make_user("lab"))
+    assert client.get(f"/api/v1/judgments/{j}/lineage", headers=lab).status_code == 403
+
+
 def test_hostile_input_on_quality_routes(client):
     admin = auth(make_user("root", "admin"))
     make_user("lab")
