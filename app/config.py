@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     ppo_after_reward: bool = True
     ppo_kl_max: float = 1.0
     min_agreement: float = 0.5
+    # policy algorithms (issue 16): PREFLOOP_POLICY_* win; PREFLOOP_PPO_AFTER_REWARD and
+    # PREFLOOP_PPO_KL_MAX above stay as their aliases (used when the POLICY_* one is unset)
+    policy_algorithm: Literal["ppo", "rloo", "grpo", "dpo"] = Field(
+        "ppo",
+        description="what the scheduler runs: ppo/rloo/grpo after each new reward model, "
+        "dpo every DPO_EVERY_N new judgments",
+    )
+    policy_after_reward: bool | None = Field(None, description="unset: PPO_AFTER_REWARD")
+    policy_kl_max: float | None = Field(None, ge=0, description="unset: PPO_KL_MAX")
+    dpo_every_n: int = Field(0, ge=0, description="scheduled DPO after N new judgments; 0: off")
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 60.0
     max_attempts: int = 2
@@ -147,6 +157,16 @@ class Settings(BaseSettings):
         if not self.secret_key:
             self.secret_key = DEV_SECRET
         return self
+
+    @property
+    def policy_after_reward_on(self) -> bool:
+        return (
+            self.ppo_after_reward if self.policy_after_reward is None else self.policy_after_reward
+        )
+
+    @property
+    def policy_kl_bound(self) -> float:
+        return self.ppo_kl_max if self.policy_kl_max is None else self.policy_kl_max
 
     @property
     def models_dir(self) -> Path:

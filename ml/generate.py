@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import torch
 
+from .device import Placement
+
 Messages = list[dict[str, str]]
 
 
@@ -75,15 +77,22 @@ def stopping(stop: threading.Event | None) -> dict[str, Any]:
 class LocalGenerator:
     """Generate with a local causal LM directory (model + tokenizer), loaded once, thread-safe."""
 
-    def __init__(self, path: Path | str, batch_size: int = 32) -> None:
+    def __init__(
+        self, path: Path | str, batch_size: int = 32, place: Placement | None = None
+    ) -> None:
         from transformers import AutoModelForCausalLM
 
+        from .lora import ensure_merged
         from .store import load_tokenizer
 
         self.path = Path(path)
         self.batch_size = batch_size
+        self.place = place or Placement("cpu", "float32")
+        ensure_merged(self.path)  # a LoRA version generates from its merged copy
         self.tokenizer = load_tokenizer(self.path, padding_side="left")
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.path, dtype=self.place.torch_dtype
+        ).to(self.place.device)
         self.model.eval()
         self._lock = threading.Lock()
 
@@ -94,7 +103,7 @@ class LocalGenerator:
             padding=True,
             return_tensors="pt",
             return_dict=True,
-        )
+        ).to(self.model.device)
 
     def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -112,11 +121,16 @@ class LocalGenerator:
         self, prompts: list[Messages], params: GenerationParams, stop: threading.Event | None = None
     ) -> tuple[list[str], int, int]:
         """Generate one completion per prompt; returns texts, prompt tokens, completion tokens."""
-        texts: list[str] = []
+        texts: list[str] = [""] * len(prompts)
         n_prompt = n_completion = 0
         kw = self._gen_kwargs(params) | stopping(stop)
+        # batch by length: similar prompts pad little (on a GPU, padding is most of the waste)
+        order = list(range(len(prompts)))
+        if len(prompts) > self.batch_size:
+            order.sort(key=lambda i: self._length(prompts[i]))
         for start in range(0, len(prompts), self.batch_size):
-            enc = self._encode(prompts[start : start + self.batch_size])
+            idx = order[start : start + self.batch_size]
+            enc = self._encode([prompts[i] for i in idx])
             with torch.no_grad():
                 out = self.model.generate(**enc, **kw)
             new = out[:, enc["input_ids"].shape[1] :]
@@ -124,8 +138,13 @@ class LocalGenerator:
             ends = (new == self.tokenizer.pad_token_id) | (new == self.tokenizer.eos_token_id)
             lengths = torch.where(ends.any(1), ends.int().argmax(1), new.shape[1])
             n_completion += int(lengths.sum())
-            texts.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            for i, text in zip(idx, decoded, strict=True):
+                texts[i] = text
         return texts, n_prompt, n_completion
+
+    def _length(self, messages: Messages) -> int:
+        return len(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
 
     def generate(
         self, prompts: list[Messages], n: int, params: GenerationParams
@@ -297,10 +316,11 @@ def make_generator(
     path_or_model: str | Path,
     base_url: str | None = None,
     api_key: str | None = None,
+    place: Placement | None = None,
 ) -> LocalGenerator | RemoteGenerator:
     """Build a generator: ``"local"`` (a model dir) or ``"remote"`` (a model name)."""
     if backend == "local":
-        return LocalGenerator(path_or_model)
+        return LocalGenerator(path_or_model, place=place)
     if backend == "remote":
         if not base_url:
             raise ValueError("remote backend needs base_url")

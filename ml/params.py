@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-MAX_INT32 = 2**31 - 1
+from ml.limits import INT32_MAX as MAX_INT32
+from ml.limits import check_no_nul
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
-
-
-Text = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(max_length=200), AfterValidator(check_no_nul)]
 VersionRef = int | Text  # a model version id or name
 Seed = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
@@ -423,3 +425,254 @@ def parse(kind: str, params: dict[str, Any] | None) -> RunParams:
                 for e in exc.errors(include_url=False)
             ]
         ) from None
+
+
+# --- policy runs (issue 16): kind `policy`, one model per algorithm, `kind=ppo` an alias ---
+
+PolicyAlgorithm = Literal["ppo", "rloo", "grpo", "dpo"]
+POLICY_ALGORITHMS: tuple[str, ...] = ("ppo", "rloo", "grpo", "dpo")
+
+
+class PolicyGateParams(BaseModel):
+    """What every policy algorithm shares: the models, the held-out gate, promotion."""
+
+    policy_version_id: VersionRef | None = Field(
+        None, description="policy to start from; blank = the active policy"
+    )
+    reward_version_id: VersionRef | None = Field(
+        None, description="reward model; blank = the newest ready one (dpo: gate only, optional)"
+    )
+    heldout_fraction: float = Field(
+        0.2,
+        ge=0.05,
+        le=0.9,
+        description="share of prompts held out for the gate (by content hash; dpo: eval_fraction)",
+        json_schema_extra=form("Held-out prompt fraction"),
+    )
+    max_prompts: int = Field(2000, ge=1, le=1_000_000, description="prompts read from the database")
+    max_heldout: int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="most held-out prompts scored before and after",
+        json_schema_extra=form("Held-out prompts (max)"),
+    )
+    eval_samples_per_prompt: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="samples per held-out prompt, before and after",
+        json_schema_extra=form("Samples per held-out prompt"),
+    )
+    eval_max_new_tokens: int | None = Field(
+        None, ge=1, le=4096, description="tokens per held-out sample; blank = as in training"
+    )
+    eval_temperature: float | None = Field(
+        None, ge=0.0, le=5.0, description="held-out temperature (0: greedy); blank = as in training"
+    )
+    bootstrap_samples: int = Field(
+        2000, ge=100, le=100_000, description="paired bootstrap resamples for the 95% interval"
+    )
+    kl_max: float | None = Field(
+        None,
+        ge=0.0,
+        le=1000.0,
+        description="KL bound for promotion; blank = PREFLOOP_POLICY_KL_MAX (alias PPO_KL_MAX)",
+        json_schema_extra=form("KL bound for auto-promotion"),
+    )
+    auto_promote: bool = Field(
+        True,
+        description="activate the new version when the gate passes",
+        json_schema_extra=form("Promote automatically when the gate passes"),
+    )
+    promote_by: Literal["reward", "arena", "both"] | None = Field(
+        None,
+        description="who promotes the result: the gate, human arena battles, or both in that "
+        "order; blank = PREFLOOP_PROMOTE_BY",
+    )
+    new_judgments: int | None = Field(None, ge=0, description="scheduler bookkeeping")
+    max_judgment_id: int | None = Field(
+        None, ge=0, le=MAX_INT32, description="dpo: judgments up to this id (scheduler watermark)"
+    )
+
+
+class PolicyPPOParams(PolicyGateParams, PPOParams):
+    """TRL experimental PPO (trl <= 1.12): value model, clipped updates, per-token KL penalty."""
+
+    kind: ClassVar[str] = "policy"
+    algorithm: Literal["ppo"] = "ppo"
+
+
+class _GroupParams(PolicyGateParams, RunParams):
+    """What RLOO and GRPO share: a group of samples per prompt scored by the reward model."""
+
+    kind: ClassVar[str] = "policy"
+    learning_rate: float = Field(
+        1e-6,
+        gt=0.0,
+        le=1.0,
+        description="AdamW learning rate",
+        json_schema_extra=form("Learning rate"),
+    )
+    max_steps: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        validation_alias=AliasChoices("max_steps", "steps"),
+        description="optimisation steps",
+        json_schema_extra=form("Steps"),
+    )
+    per_device_train_batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        validation_alias=AliasChoices("per_device_train_batch_size", "batch_size"),
+        description="completions per step (prompts x generations)",
+        json_schema_extra=form("Batch size (completions)"),
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="micro-batches per step")
+    num_generations: int = Field(
+        4,
+        ge=2,
+        le=64,
+        description="samples per prompt (the group); must divide the batch",
+        json_schema_extra=form("Samples per prompt (group)"),
+    )
+    max_completion_length: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        validation_alias=AliasChoices("max_completion_length", "max_new_tokens"),
+        description="max new tokens per sample",
+        json_schema_extra=form("Completion length (tokens)"),
+    )
+    temperature: float = Field(1.0, gt=0.0, le=5.0, description="sampling temperature")
+    num_iterations: int = Field(1, ge=1, le=16, description="updates per generated batch")
+    epsilon: float = Field(0.2, gt=0.0, le=10.0, description="ratio clip range")
+    max_prompt_length: int = Field(
+        1024, ge=8, le=131_072, description="longer prompts are left out (counted)"
+    )
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory")
+    seed: Seed = Field(0, description="seed for sampling and shuffling")
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> _GroupParams:
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise ValueError(
+                f"batch ({self.per_device_train_batch_size} x {self.gradient_accumulation_steps}) "
+                f"must be a multiple of num_generations ({self.num_generations})"
+            )
+        return self
+
+
+class RLOOParams(_GroupParams):
+    """TRL RLOOTrainer: leave-one-out baseline over each prompt's group, KL to the reference."""
+
+    algorithm: Literal["rloo"] = "rloo"
+    beta: float = Field(
+        0.05,
+        gt=0.0,
+        le=10.0,
+        description="KL coefficient to the reference (must be > 0)",
+        json_schema_extra=form("KL coefficient (beta)"),
+    )
+
+
+class GRPOParams(_GroupParams):
+    """TRL GRPOTrainer: group-normalised advantages, KL to the reference."""
+
+    algorithm: Literal["grpo"] = "grpo"
+    beta: float = Field(
+        0.04,
+        gt=0.0,
+        le=10.0,
+        description="KL coefficient to the reference (must be > 0; TRL's default 0 has no KL)",
+        json_schema_extra=form("KL coefficient (beta)"),
+    )
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = Field(
+        "dapo",
+        description="loss normalisation (TRL 1.12 default: dapo)",
+        json_schema_extra=form("Loss"),
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the group's (or batch's) reward std"
+    )
+
+
+class DPOParams(PolicyGateParams, RunParams):
+    """TRL DPOTrainer on the majority-voted pairs (same pairs and split as the reward run)."""
+
+    kind: ClassVar[str] = "policy"
+    algorithm: Literal["dpo"] = "dpo"
+    learning_rate: float = Field(
+        1e-6,
+        gt=0.0,
+        le=1.0,
+        description="AdamW learning rate",
+        json_schema_extra=form("Learning rate"),
+    )
+    beta: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="strength of the pull to the reference",
+        json_schema_extra=form("Beta"),
+    )
+    num_train_epochs: float = Field(
+        1.0, gt=0.0, le=100.0, description="passes over the pairs", json_schema_extra=form("Epochs")
+    )
+    per_device_train_batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        validation_alias=AliasChoices("per_device_train_batch_size", "batch_size"),
+        description="pairs per step",
+        json_schema_extra=form("Batch size (pairs)"),
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="micro-batches per step")
+    max_length: int = Field(1024, ge=16, le=131_072, description="max tokens of prompt + reply")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field(
+        "sigmoid", description="DPO loss (sigmoid: the paper's)", json_schema_extra=form("Loss")
+    )
+    min_agreement: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="majority share a pair needs; blank = PREFLOOP_MIN_AGREEMENT",
+        json_schema_extra=form("Minimum agreement"),
+    )
+    eval_fraction: float = Field(
+        0.2, ge=0.05, le=0.9, description="share of prompts whose pairs are held out"
+    )
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory")
+    seed: Seed = Field(0, description="seed for shuffling")
+
+
+POLICY_MODELS: dict[str, type[RunParams]] = {
+    "ppo": PolicyPPOParams,
+    "rloo": RLOOParams,
+    "grpo": GRPOParams,
+    "dpo": DPOParams,
+}
+
+
+class _Algorithm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    algorithm: PolicyAlgorithm = Field("ppo", description="ppo | rloo | grpo | dpo")
+
+
+class PolicyParams:
+    """Kind `policy`: validates into the model of ``params["algorithm"]`` (default ppo); errors
+    name the field itself (``params.beta``), as for every other kind."""
+
+    kind: ClassVar[str] = "policy"
+    model_fields: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def model_validate(cls, data: Any) -> RunParams:
+        algorithm = _Algorithm.model_validate(data).algorithm
+        return POLICY_MODELS[algorithm].model_validate(data)
+
+
+PARAMS["policy"] = PolicyParams  # type: ignore[assignment]

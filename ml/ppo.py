@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 
 from .callbacks import Cancelled, ProgressCallback, ProgressFn, StopFn
+from .device import Placement
 from .params import PPOParams
 
 Messages = list[dict[str, str]]
@@ -43,15 +45,18 @@ def _trl_ppo() -> Any:
     return module
 
 
-def ppo_config(cfg: PPORunConfig, output_dir: str):
-    """Build the ``PPOConfig`` for ``cfg`` (CPU-safe, no hub, no checkpoints, no sample tables)."""
+def ppo_config(cfg: PPORunConfig, output_dir: str, place: Placement | None = None):
+    """Build the ``PPOConfig`` for ``cfg`` (no hub, no checkpoints, no sample tables); mixed
+    precision and device follow ``place`` (fp32 on CPU)."""
     PPOConfig = _trl_ppo().PPOConfig
+    place = place or Placement("cpu", "float32")
 
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # each PPO step takes a batch per rank
     return PPOConfig(
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
-        total_episodes=cfg.num_ppo_steps * batch,
+        total_episodes=cfg.num_ppo_steps * batch * world,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_mini_batches=cfg.num_mini_batches,
@@ -67,8 +72,7 @@ def ppo_config(cfg: PPORunConfig, output_dir: str):
         num_sample_generations=0,
         activation_checkpointing=cfg.gradient_checkpointing,
         seed=cfg.seed,
-        bf16=False,
-        fp16=False,
+        **place.trainer_flags(),
         report_to=[],
         save_strategy="no",
         push_to_hub=False,
@@ -157,13 +161,18 @@ def _response_logprobs(model: Any, qr: torch.Tensor, ctx: int, pad_id: int) -> t
 
 @torch.no_grad()
 def _kl(policy: Any, ref: Any, batches: list[tuple[torch.Tensor, int]], pad_id: int) -> float:
-    """Mean over responses of sum over response tokens of ``log p_policy - log p_ref``."""
+    """Mean over responses of sum over response tokens of ``log p_policy - log p_ref``.
+
+    ``ref=None``: the policy is a peft model and its reference is itself with the adapter off."""
     totals = []
     for qr, ctx in batches:
         mask = qr[:, ctx:] != pad_id
-        diff = _response_logprobs(policy, qr, ctx, pad_id) - _response_logprobs(
-            ref, qr, ctx, pad_id
-        )
+        if ref is None:
+            with policy.disable_adapter():
+                ref_lp = _response_logprobs(policy, qr, ctx, pad_id)
+        else:
+            ref_lp = _response_logprobs(ref, qr, ctx, pad_id)
+        diff = _response_logprobs(policy, qr, ctx, pad_id) - ref_lp
         totals.append((diff * mask).sum(1))
     return torch.cat(totals).mean().item()
 
@@ -201,33 +210,49 @@ def mean_reward(
     return _scores(reward, batches, tokenizer.pad_token_id).mean().item()
 
 
-def _load_models(policy_path: Path, reward_path: Path, seed: int) -> tuple[Any, ...]:
+def _load_models(
+    policy_path: Path, reward_path: Path, cfg: PPORunConfig, place: Placement
+) -> tuple[Any, ...]:
+    """Tokenizer, policy, reference (None with LoRA: the policy with its adapter disabled),
+    reward and value models; with LoRA the value model trains only LoRA layers and its head."""
     from transformers import (
         AutoModelForCausalLM,
         AutoModelForSequenceClassification,
         set_seed,
     )
 
+    from .lora import ensure_merged, inject
     from .store import load_tokenizer
 
+    ensure_merged(policy_path)
+    ensure_merged(reward_path)
     tok = load_tokenizer(policy_path, padding_side="left")
     rm_tok = load_tokenizer(reward_path, padding_side="left")
     if rm_tok.get_vocab() != tok.get_vocab() or rm_tok.pad_token_id != tok.pad_token_id:
         raise ValueError("policy and reward model must share one tokenizer")
-    set_seed(seed)
-    policy = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32)
-    ref = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32)
+    set_seed(cfg.seed)
+    # LoRA on a GPU: frozen weights in bf16/fp16; full fine-tunes keep fp32 master weights
+    base_dtype = place.torch_dtype if cfg.lora_r and place.is_gpu else torch.float32
+    frozen_dtype = place.torch_dtype if place.is_gpu else torch.float32
+    policy = AutoModelForCausalLM.from_pretrained(policy_path, dtype=base_dtype)
+    ref = None
+    if not cfg.lora_r:
+        ref = AutoModelForCausalLM.from_pretrained(policy_path, dtype=frozen_dtype)
     reward = AutoModelForSequenceClassification.from_pretrained(
-        reward_path, num_labels=1, dtype=torch.float32
+        reward_path, num_labels=1, dtype=frozen_dtype
     )
     value = AutoModelForSequenceClassification.from_pretrained(
-        reward_path, num_labels=1, dtype=torch.float32
+        reward_path, num_labels=1, dtype=base_dtype
     )
+    if cfg.lora_r:
+        value = inject(value, cfg, value.config.model_type)
     for m in (ref, reward):
-        m.eval()
-        m.requires_grad_(False)
+        if m is not None:
+            m.eval()
+            m.requires_grad_(False)
     for m in (policy, ref, reward, value):
-        m.config.pad_token_id = tok.pad_token_id
+        if m is not None:
+            m.config.pad_token_id = tok.pad_token_id
     policy.generation_config.pad_token_id = tok.pad_token_id
     return tok, policy, ref, reward, value
 
@@ -241,6 +266,8 @@ def train_ppo(
     cfg: PPORunConfig | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    place: Placement | None = None,
+    save: bool = True,
 ) -> dict[str, Any]:
     """Run PPO on ``train_prompts`` and save the new policy (model + tokenizer) to ``out_dir``.
 
@@ -257,13 +284,14 @@ def train_ppo(
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
 
+    from .lora import lora_config, save_adapter
     from .store import save_atomically
 
     PPOTrainer = _trl_ppo().PPOTrainer
 
     cfg = cfg or PPORunConfig()
     out_dir = Path(out_dir)
-    if out_dir.exists():
+    if save and out_dir.exists():
         raise FileExistsError(f"refusing to overwrite {out_dir}")
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     if len(train_prompts) < batch:
@@ -271,7 +299,9 @@ def train_ppo(
     if should_stop is not None and should_stop():
         raise Cancelled("cancelled before start")
 
-    tok, policy, ref, reward, value = _load_models(Path(policy_path), Path(reward_path), cfg.seed)
+    place = place or Placement("cpu", "float32")
+    tok, policy, ref, reward, value = _load_models(Path(policy_path), Path(reward_path), cfg, place)
+    peft_config = lora_config(cfg, policy.config.model_type, "CAUSAL_LM")
     original_gen_config = copy.deepcopy(policy.generation_config)
     eval_temp = cfg.temperature if cfg.eval_temperature is None else cfg.eval_temperature
     heldout_ids = tokenize_prompts(tok, heldout_prompts, cfg.max_prompt_length)
@@ -289,10 +319,11 @@ def train_ppo(
     callback = ProgressCallback(progress, should_stop, hard_stop=True)
     with tempfile.TemporaryDirectory(prefix="prefloop-ppo-") as tmp:
         trainer = PPOTrainer(
-            args=ppo_config(cfg, tmp),
+            args=ppo_config(cfg, tmp, place),
             processing_class=tok,
             model=policy,
             ref_model=ref,
+            peft_config=peft_config,
             reward_model=reward,
             value_model=value,
             train_dataset=Dataset.from_dict({"input_ids": train_ids}),
@@ -312,7 +343,12 @@ def train_ppo(
         after = kl = float("nan")
     if should_stop is not None and should_stop():
         raise Cancelled("training cancelled")
-    save_atomically(policy, tok, out_dir)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    if save and peft_config is not None:
+        info = {"kind": "policy", "r": cfg.lora_r, "pad_token_id": tok.pad_token_id}
+        save_adapter(policy, tok, policy_path, out_dir, info)
+    elif save:
+        save_atomically(policy, tok, out_dir)
     curves = [
         {"step": h["step"], **{new: h[old] for old, new in CURVE_KEYS.items() if old in h}}
         for h in callback.history
@@ -324,5 +360,7 @@ def train_ppo(
         "kl_to_ref": kl,
         "n_train": len(train_ids),
         "n_heldout": len(heldout_ids),
+        "trainable_params": trainable,
+        "lora_r": cfg.lora_r,
         "curves": curves,
     }

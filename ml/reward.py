@@ -136,18 +136,20 @@ def reward_config(cfg: RewardRunConfig, output_dir: str, place: Placement | None
     )
 
 
-def load_reward_backbone(base_model: Path, seed: int):
+def load_reward_backbone(base_model: Path, seed: int, dtype: Any = None):
     """Tokenizer + ``AutoModelForSequenceClassification(num_labels=1)`` from a policy dir."""
     from transformers import AutoModelForSequenceClassification, set_seed
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
+    from .lora import ensure_merged
     from .store import load_tokenizer
 
+    ensure_merged(base_model)
     tok = load_tokenizer(Path(base_model), padding_side="left")
     set_seed(seed)  # the score head is randomly initialised
     with suppress_seqcls_warning():
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_model, num_labels=1, dtype=torch.float32
+            base_model, num_labels=1, dtype=dtype or torch.float32
         )
     model.config.pad_token_id = tok.pad_token_id
     return tok, model
@@ -232,7 +234,11 @@ def train_reward(
     if should_stop is not None and should_stop():
         raise Cancelled("cancelled before start")
 
-    tok, model = load_reward_backbone(Path(base_model), cfg.seed)
+    place = place or Placement("cpu", "float32")
+    # LoRA on a GPU: the frozen base in bf16/fp16 (half the memory); a full fine-tune keeps
+    # fp32 master weights and trains in mixed precision
+    frozen = place.torch_dtype if cfg.lora_r and place.is_gpu else None
+    tok, model = load_reward_backbone(Path(base_model), cfg.seed, frozen)
     train_items, train_stats = tokenize_pairs(tok, train_rows, cfg.max_length, cfg.truncation)
     eval_items, eval_stats = tokenize_pairs(tok, eval_rows, cfg.max_length, "left")
     if not train_items:

@@ -111,10 +111,13 @@ def verify_loadable(path: Path, kind: Literal["policy", "reward"]) -> None:
     """Load the model at ``path`` and run one tiny forward pass; raise ``ModelLoadError`` if not."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from .lora import ensure_merged
+
     path = Path(path)
     if kind not in ("policy", "reward"):
         raise ValueError(f"unknown model kind {kind!r}")
     try:
+        ensure_merged(path)  # a LoRA version is served as its merged copy
         tok = load_tokenizer(path)
         cls = AutoModelForCausalLM if kind == "policy" else AutoModelForSequenceClassification
         model = cls.from_pretrained(path)

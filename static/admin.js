@@ -82,6 +82,11 @@
       credentials: "same-origin" })
       .then(function (resp) { return resp.ok ? resp.json() : null; })
       .then(function (r) {
+        // a policy run's gate card is drawn by the server: show it once the run is over
+        if (r && FINISHED[r.status] && !FINISHED[run.status] && r.metrics && r.metrics.gate) {
+          window.location.reload();
+          return;
+        }
         if (r) { run = r; update(r); }
         if (!FINISHED[run.status]) setTimeout(poll, 2000);
       })

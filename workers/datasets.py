@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ComparisonTask, Completion, Judgment, Prompt, TaskStatus
+from app.models import ComparisonTask, Completion, Judgment, Prompt, TaskCandidate, TaskStatus
 from app.preferences.pairs import aggregate
 
 Messages = list[dict[str, str]]
@@ -53,6 +53,7 @@ class RewardData:
     eval: list[dict[str, Any]]
     judgment_ids: list[int]
     stats: dict[str, Any] = field(default_factory=dict)
+    eval_groups: list[str] = field(default_factory=list)  # prompt hash of each eval row
 
 
 def _row(messages: Messages, chosen: str, rejected: str) -> dict[str, Any]:
@@ -146,6 +147,7 @@ def _rows_for(
     task_ids = sorted({p.task_id for p in kept})
     completion_ids = sorted({c for p in kept for c in (p.winner_id, p.loser_id)})
     prompts: dict[int, tuple[str, Messages]] = {}
+    sizes: dict[int, int] = {}  # task -> K (candidates)
     for i in range(0, len(task_ids), 500):
         rows = session.execute(
             select(ComparisonTask.id, Prompt.content_hash, Prompt.messages)
@@ -153,6 +155,12 @@ def _rows_for(
             .where(ComparisonTask.id.in_(task_ids[i : i + 500]))
         )
         prompts.update({tid: (h, m) for tid, h, m in rows})
+        counts = session.execute(
+            select(TaskCandidate.task_id, func.count())
+            .where(TaskCandidate.task_id.in_(task_ids[i : i + 500]))
+            .group_by(TaskCandidate.task_id)
+        )
+        sizes.update({tid: int(n) for tid, n in counts})
     texts: dict[int, str] = {}
     for i in range(0, len(completion_ids), 500):
         rows = session.execute(
@@ -165,12 +173,17 @@ def _rows_for(
     train_keys, eval_keys = split_keys([prompts[t][0] for t in task_ids], eval_fraction, salt)
     train: list[dict[str, Any]] = []
     evals: list[dict[str, Any]] = []
+    groups: list[str] = []
     for p in kept:
         key, messages = prompts[p.task_id]
         row = _row(messages, texts[p.winner_id], texts[p.loser_id])
         if hasattr(p, "weight") and key not in eval_keys:
             row["weight"] = p.weight  # eval stays unweighted: accuracy against the labels
-        (evals if key in eval_keys else train).append(row)
+        if key in eval_keys:
+            evals.append(row)
+            groups.append(key)
+        else:
+            train.append(row)
     ids = sorted(j.id for j in judgments)
     stats = {
         "judgments": len(judgments),
@@ -181,13 +194,15 @@ def _rows_for(
         "pairs_eval": len(evals),
         "pairs_tied": tied,
         "pairs_low_agreement": low,
+        "pairs_kwise": sum(1 for p in kept if sizes.get(p.task_id, 2) > 2),
+        "kwise_tasks": sum(1 for t in task_ids if sizes.get(t, 2) > 2),
         "prompts_train": len(train_keys),
         "prompts_eval": len(eval_keys),
         "min_agreement": min_agreement,
         "eval_fraction": eval_fraction,
         "max_judgment_id": ids[-1] if ids else None,
     }
-    return RewardData(train, evals, ids, stats)
+    return RewardData(train, evals, ids, stats, groups)
 
 
 def ppo_prompts(

@@ -1,6 +1,8 @@
 """Automatic training: queue a reward run when enough new judgments arrived (PREFLOOP_RM_EVERY_N)
-or enough time passed (PREFLOOP_RM_EVERY_MINUTES), then a PPO run once a new reward model is
-ready (PREFLOOP_PPO_AFTER_REWARD). 0 / false switches each trigger off.
+or enough time passed (PREFLOOP_RM_EVERY_MINUTES), then a policy run of
+PREFLOOP_POLICY_ALGORITHM: ppo/rloo/grpo once a new reward model is ready
+(PREFLOOP_POLICY_AFTER_REWARD, alias PREFLOOP_PPO_AFTER_REWARD), dpo after every
+PREFLOOP_DPO_EVERY_N new judgments. 0 / false switches each trigger off.
 
 Called by the worker loop every few seconds with a sync session; idempotent: it never queues a
 run while one of the same kind is queued or running, and never twice for the same data.
@@ -71,11 +73,11 @@ def reward_due(session: Session, settings: Settings, now: datetime) -> dict[str,
 
 
 def _used_reward_ids(session: Session) -> set[int]:
-    """Reward versions some PPO run already started from (by params, metrics or versions)."""
+    """Reward versions some policy run already started from (by params, metrics or versions)."""
     used: set[int] = set()
     recent = session.execute(
         select(Run.params, Run.metrics)
-        .where(Run.kind == RunKind.ppo)
+        .where(Run.kind.in_([RunKind.ppo, RunKind.policy]))
         .order_by(Run.id.desc())
         .limit(RECENT)
     )
@@ -100,19 +102,70 @@ def _asks_for_policy(session: Session, version: ModelVersion) -> bool:
     return bool(run is not None and (run.params or {}).get("then_policy"))
 
 
+def _policy_busy(session: Session) -> bool:
+    return bool(
+        runs.count_active(session, RunKind.ppo) or runs.count_active(session, RunKind.policy)
+    )
+
+
 def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
-    """Params for a PPO run if a reward model is ready that no PPO run has used yet (with
-    PPO_AFTER_REWARD, or when its reward run asked for one: "exclude and retrain")."""
-    if runs.count_active(session, RunKind.ppo) or runs.count_active(session, RunKind.reward):
+    """Params for a ppo/rloo/grpo run if a reward model is ready that no policy run used yet
+    (with POLICY_AFTER_REWARD, or when its reward run asked for one: "exclude and retrain")."""
+    algorithm = settings.policy_algorithm
+    if algorithm == "dpo":
+        return None
+    if _policy_busy(session) or runs.count_active(session, RunKind.reward):
         return None
     if registry.active_version(session, ModelKind.policy) is None:
         return None
     newest = newest_reward_version(session)
     if newest is None or newest.id in _used_reward_ids(session):
         return None
-    if not settings.ppo_after_reward and not _asks_for_policy(session, newest):
+    if not settings.policy_after_reward_on and not _asks_for_policy(session, newest):
+        return None  # "exclude and retrain" asks for the policy run even with the trigger off
+    return {
+        "algorithm": algorithm,
+        "reward_version_id": newest.id,
+        "trigger": f"reward model {newest.version} ready",
+    }
+
+
+def _dpo_watermark(session: Session) -> int:
+    """The newest judgment id the last DPO run covered (0 if none)."""
+    recent = session.execute(
+        select(Run.params, Run.metrics)
+        .where(Run.kind == RunKind.policy)
+        .order_by(Run.id.desc())
+        .limit(RECENT)
+    )
+    for params, metrics in recent:
+        if (params or {}).get("algorithm") != "dpo":
+            continue
+        for source in (params or {}, metrics or {}):
+            if isinstance(source.get("max_judgment_id"), int):
+                return int(source["max_judgment_id"])
+    return 0
+
+
+def dpo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
+    """Params for a DPO run if PREFLOOP_DPO_EVERY_N judgments arrived since the last one."""
+    every_n = settings.dpo_every_n
+    if settings.policy_algorithm != "dpo" or every_n <= 0 or _policy_busy(session):
         return None
-    return {"reward_version_id": newest.id, "trigger": f"reward model {newest.version} ready"}
+    if registry.active_version(session, ModelKind.policy) is None:
+        return None
+    mark = _dpo_watermark(session)
+    new, newest = session.execute(
+        select(func.count(), func.max(Judgment.id)).where(Judgment.id > mark)
+    ).one()
+    if not new or new < every_n:
+        return None
+    return {
+        "algorithm": "dpo",
+        "max_judgment_id": int(newest),
+        "new_judgments": int(new),
+        "trigger": f"{new} new judgments (every {every_n})",
+    }
 
 
 def tick(session: Session, settings: Settings, now: datetime | None = None) -> list[int]:
@@ -126,9 +179,9 @@ def tick(session: Session, settings: Settings, now: datetime | None = None) -> l
         run = runs.create_run(session, RunKind.reward, {**params, "auto": True}, None)
         log.info("queued reward run %s: %s", run.id, params["trigger"])
         queued.append(run.id)
-    params = ppo_due(session, settings)
+    params = ppo_due(session, settings) or dpo_due(session, settings)
     if params is not None:
-        run = runs.create_run(session, RunKind.ppo, {**params, "auto": True}, None)
-        log.info("queued PPO run %s: %s", run.id, params["trigger"])
+        run = runs.create_run(session, RunKind.policy, {**params, "auto": True}, None)
+        log.info("queued %s run %s: %s", params["algorithm"], run.id, params["trigger"])
         queued.append(run.id)
     return queued

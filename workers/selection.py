@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.models import ComparisonTask
+from ml.limits import replace_nul
 from ml.selection import Choice, RewardScorer, choose
 from workers.jobs.training import newest_reward_version
 
@@ -45,7 +46,7 @@ class Selection:
             return samples, None
         distinct: dict[str, Sample] = {}
         for s in samples:
-            text = s[0].replace("\x00", "\ufffd").strip()
+            text = replace_nul(s[0]).strip()
             if text and text not in distinct:
                 distinct[text] = s
         pool = list(distinct.values())

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args, get_origin
 
 import annotated_types as at
@@ -22,6 +22,7 @@ class Field:
     hi: float | None = None
     help: str = ""
     choices: tuple[str, ...] = ()
+    shared: bool = False  # policy form: a gate field every algorithm has
 
 
 class FormError(ValueError):
@@ -68,11 +69,49 @@ def fields_of(model: type[run_params.RunParams]) -> list[Field]:
     return out
 
 
-FIELDS: dict[str, list[Field]] = {kind: fields_of(m) for kind, m in run_params.PARAMS.items()}
+FIELDS: dict[str, list[Field]] = {
+    kind: fields_of(m) for kind, m in run_params.PARAMS.items() if kind != "policy"
+}
+_SHARED = set(run_params.PolicyGateParams.model_fields)
+#: policy algorithm -> its form fields (own, then the shared gate fields, marked `shared`)
+POLICY_FIELDS: dict[str, list[Field]] = {
+    a: [replace(f, shared=f.name in _SHARED) for f in fields_of(m)]
+    for a, m in run_params.POLICY_MODELS.items()
+}
+
+
+def parse_policy(form: dict[str, str]) -> dict[str, object]:
+    """The policy form: the chosen algorithm's own fields (named `algo.field`) and the gate's."""
+    algorithm = (form.get("algorithm") or "").strip()
+    if algorithm not in POLICY_FIELDS:
+        raise FormError(f"unknown algorithm; choose one of {', '.join(POLICY_FIELDS)}")
+    fields = POLICY_FIELDS[algorithm]
+    raw: dict[str, object] = {"algorithm": algorithm}
+    for f in fields:
+        value = (form.get(f.name if f.shared else f"{algorithm}.{f.name}") or "").strip()
+        if f.type is bool:
+            raw[f.name] = value.lower() in ("1", "true", "on", "yes")
+        elif value:
+            raw[f.name] = value
+    try:
+        return run_params.parse("policy", raw).stored()
+    except run_params.ParamError as exc:
+        first = exc.issues[0]
+        loc = [str(x) for x in first["loc"] if str(x) != algorithm]
+        name = loc[0] if loc else ""
+        field = next((f for f in fields if f.name == name), None)
+        shown = str(raw.get(name, ""))[:40]
+        bounds = ""
+        if field is not None and (field.lo is not None or field.hi is not None):
+            bounds = f" (must be between {field.lo} and {field.hi})"
+        label = field.label if field is not None else (name or algorithm)
+        raise FormError(f"{label} {shown!r}: {first['msg']}{bounds}") from None
 
 
 def parse(kind: str, form: dict[str, str]) -> dict[str, object]:
     """Validate submitted strings for `kind` with its model; blank fields are left out."""
+    if kind == "policy":
+        return parse_policy(form)
     if kind not in FIELDS:
         raise FormError(f"unknown run kind {kind!r}; choose one of {', '.join(FIELDS)}")
     raw: dict[str, object] = {}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.admin import forms, service
+from app.admin.gate_chart import gate_view
 from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.models import FINISHED_RUN_STATUSES, Run
@@ -58,6 +59,9 @@ async def dashboard(request: Request, session: SessionDep, principal: Admin) -> 
 async def _runs_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
+    from app.config import get_settings
+    from ml.policy.params import WHEN
+
     runs = await session.run_sync(run_service.list_runs, None, None, 100)
     return render(
         request,
@@ -65,6 +69,9 @@ async def _runs_page(
         status_code=status_code,
         runs=runs,
         fields=forms.FIELDS,
+        policy_fields=forms.POLICY_FIELDS,
+        policy_when=WHEN,
+        default_algorithm=get_settings().policy_algorithm,
         nav="runs",
         **extra,
     )
@@ -116,6 +123,7 @@ async def run_detail(
         "admin/run_detail.html",
         run=run,
         view=run_view(run),
+        gate=gate_view(run.metrics),
         finished=run.status in FINISHED_RUN_STATUSES,
         nav="runs",
     )

@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.arena import service
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
+from ml.limits import replace_nul
 
 router = APIRouter(prefix="/admin/arena", include_in_schema=False)
 
@@ -26,7 +27,7 @@ async def start_campaign(request: Request, session: SessionDep, admin: Admin) ->
     form = await _form(request)
     check_csrf(request, (form.get("csrf_token") or [None])[0])
     versions = form.get("version", [])
-    name = (form.get("name") or [""])[0].replace("\x00", "")[:200]
+    name = replace_nul((form.get("name") or [""])[0])[:200]
     target_raw = (form.get("target_battles") or ["0"])[0].strip() or "0"
     if not target_raw.isdigit() or len(versions) > service.MAX_VERSIONS:
         return await _error(request, session, "target battles must be a whole number", 422)

@@ -13,8 +13,9 @@ from app.models.base import Base, utcnow
 class RunKind(enum.StrEnum):
     generate = "generate"
     reward = "reward"
-    ppo = "ppo"
+    ppo = "ppo"  # accepted as an alias: stored as `policy` with params.algorithm "ppo"
     battle = "battle"
+    policy = "policy"
 
 
 class RunStatus(enum.StrEnum):

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, Field
 
+from ml.limits import INT32_MAX, check_no_nul
+
 
 class ValidationIssue(BaseModel):
     """One request validation error: where (`loc`), what (`msg`), which rule (`type`)."""
@@ -106,16 +108,8 @@ def _issues_text(issues: list[dict[str, Any]]) -> str:
 
 # a database id in a path: ids are 32-bit on PostgreSQL, so larger ones cannot exist (and would
 # raise "integer out of range" there, or overflow SQLite past 2**63) -- 422 instead of a 500
-INT32_MAX = 2**31 - 1
 MAX_DB_ID = INT32_MAX
 DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
-
-
-def check_no_nul(value: str, what: str = "text") -> str:
-    """The one NUL check: PostgreSQL text and jsonb cannot hold U+0000 (ValueError names `what`)."""
-    if "\x00" in value:
-        raise ValueError(f"{what} must not contain NUL (\\u0000) characters")
-    return value
 
 
 # free text bound for the database: PostgreSQL text and jsonb cannot hold NUL characters

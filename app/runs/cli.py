@@ -97,6 +97,25 @@ def show(run_id: int) -> None:
         console.print(run.log_tail.rstrip(), markup=False, highlight=False)
 
 
+#: `runs start rloo` is `runs start policy --param algorithm=rloo` (and the same for grpo, dpo)
+ALGORITHM_KINDS = ("rloo", "grpo", "dpo")
+START_KINDS = [k.value for k in RunKind] + list(ALGORITHM_KINDS)
+
+
+def start_kind(kind: str, params: dict[str, Any]) -> tuple[RunKind, dict[str, Any]]:
+    """The stored kind and params for `runs start KIND`."""
+    if kind in ALGORITHM_KINDS:
+        if params.get("algorithm", kind) != kind:
+            raise typer.BadParameter(f"`runs start {kind}` runs algorithm {kind}")
+        return RunKind.policy, {**params, "algorithm": kind}
+    try:
+        return RunKind(kind), params
+    except ValueError:
+        raise typer.BadParameter(
+            f"unknown run kind {kind!r}; expected one of {', '.join(START_KINDS)}"
+        ) from None
+
+
 def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
     from app.audit import record
     from app.cli import console, fail
@@ -106,12 +125,13 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
     try:
         with session_scope() as s:
             run = create_run(s, kind, params, None)
-            details = {"kind": kind.value, "params": run.params}
+            details = {"kind": run.kind.value, "params": run.params}
             record(s, None, "run.start", f"run {run.id}", details)
-            run_id = run.id
+            run_id, stored = run.id, run.kind
+            algorithm = run.params.get("algorithm")
     except RunError as e:  # e.g. a --param that does not validate: names the field
         fail(str(e))
-    console.print(f"queued {kind.value} run {run_id}")
+    console.print(f"queued {stored.value} run {run_id}" + (f" ({algorithm})" if algorithm else ""))
     if not wait:
         return
     try:
@@ -127,18 +147,29 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
 def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
-    runs = group("runs", "Worker runs: generate, reward, ppo.")
+    runs = group("runs", "Worker runs: generate, reward, policy (ppo, rloo, grpo, dpo).")
 
     @runs.command("start")
     def start_cmd(
-        kind: Annotated[RunKind, typer.Argument(help="generate | reward | ppo")],
+        kind: Annotated[
+            str,
+            typer.Argument(
+                help="generate | reward | policy | ppo | rloo | grpo | dpo "
+                "(the last four: a policy run of that algorithm)"
+            ),
+        ],
         param: Annotated[
             list[str] | None, typer.Option("--param", "-p", help="job parameter key=value")
         ] = None,
         wait: Annotated[bool, typer.Option(help="follow the run until it finishes")] = False,
     ) -> None:
-        """Queue a run (a worker picks it up); --wait follows it with a progress bar."""
-        _start(kind, parse_params(param or []), wait)
+        """Queue a run (a worker picks it up); --wait follows it with a progress bar.
+
+        Policy runs: `runs start grpo -p beta=0.05 -p max_steps=64` is the same as
+        `runs start policy -p algorithm=grpo ...`; unknown or out-of-range params are refused.
+        """
+        stored, params = start_kind(kind, parse_params(param or []))
+        _start(stored, params, wait)
 
     @runs.command("list")
     def list_cmd(

@@ -47,8 +47,13 @@ def create_run(
         raise RunError(
             f"unknown run kind {kind!r}; expected one of {[k.value for k in RunKind]}"
         ) from e
+    params = dict(params or {})
+    if kind == RunKind.ppo:  # an alias: a policy run of algorithm ppo
+        if params.setdefault("algorithm", "ppo") != "ppo":
+            raise RunError("kind ppo is algorithm ppo; use kind policy for another algorithm")
+        kind = RunKind.policy
     try:
-        stored = parse(kind.value, params or {}).stored()
+        stored = parse(kind.value, params).stored()
     except ParamError as e:
         raise RunParamError(e.issues, f"invalid {kind.value} params: {e}") from None
     run = Run(kind=kind, params=stored, created_by_id=user_id, status=RunStatus.queued)

@@ -85,10 +85,10 @@ class ServingEngine:
                 s.generation_base_url, s.generation_api_key, s.generation_model or target.name
             )
         else:
-            from ml.device import set_torch_threads
+            from ml.device import placement, set_torch_threads
 
             set_torch_threads(s.torch_threads)
-            gen = LocalGenerator(target.path)
+            gen = LocalGenerator(target.path, place=placement(s.device, s.dtype, training=False))
         return Loaded(target, gen, time.monotonic())
 
     async def _load(self, target: Target) -> Loaded:

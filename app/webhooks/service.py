@@ -13,6 +13,7 @@ from app.config import get_settings
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.events import EVENTS, TEST_EVENT, emit
 from app.webhooks.urls import BadUrl, check_url
+from ml.limits import check_no_nul
 
 MAX_DESCRIPTION = 200
 
@@ -56,8 +57,10 @@ def create_endpoint(
     description = description.strip()
     if len(description) > MAX_DESCRIPTION:
         raise WebhookError(f"the description is longer than {MAX_DESCRIPTION} characters")
-    if "\x00" in description:
-        raise WebhookError("the description contains a NUL character")
+    try:
+        check_no_nul(description, "the description")
+    except ValueError as e:
+        raise WebhookError(str(e)) from None
     count = session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
     if count >= settings.webhook_max_endpoints:
         raise WebhookError(

@@ -166,7 +166,8 @@ def test_start_and_cancel_a_run_from_the_pages(client):
     rid = int(r.headers["location"].rsplit("/", 1)[1])
     with session_scope() as s:
         run = s.get(Run, rid)
-        assert run.kind == RunKind.ppo and run.status == "queued"
+        assert run.kind == RunKind.policy and run.status == "queued"  # kind ppo is an alias
+        assert run.params["algorithm"] == "ppo"
         assert run.params["kl_coef"] == 0.1 and run.params["num_ppo_steps"] == 4
         assert run.params["auto_promote"] is False  # unchecked checkbox
     page = client.get(f"/admin/runs/{rid}", headers=h).text

@@ -75,7 +75,7 @@ def test_exclude_and_retrain_trains_without_the_labeler(active_tiny_policy):
         queued = tick(s, settings)
     with session_scope() as s:
         ppo = [s.get(Run, i) for i in queued]
-        assert [p.kind for p in ppo] == [RunKind.ppo]
+        assert [p.kind for p in ppo] == [RunKind.policy]
         assert ppo[0].params["reward_version_id"] == new.id
     r = runner.invoke(root, ["labelers", "include", "mallory"])
     assert r.exit_code == 0 and "undone" in r.output

@@ -72,10 +72,29 @@ def test_cli_param_is_parsed_by_the_model() -> None:
     assert out.exit_code == 0, out.output
     with session_scope() as s:
         run = s.scalars(select(Run)).one()
-        assert run.params == {"num_ppo_steps": 4, "lora_r": 8}
+        assert run.params == {"num_ppo_steps": 4, "lora_r": 8, "algorithm": "ppo"}
 
 
 def test_scheduler_params_validate() -> None:
     # what the scheduler queues must pass the same models
     params.parse("reward", {"max_judgment_id": 7, "new_judgments": 3, "trigger": "x", "auto": True})
     params.parse("ppo", {"reward_version_id": 2, "trigger": "reward model r ready", "auto": True})
+
+
+def test_run_page_shows_where_a_run_ran(client) -> None:  # type: ignore[no-untyped-def]
+    from app.models import RunKind, RunStatus
+
+    with session_scope() as s:
+        run = Run(
+            kind=RunKind.reward,
+            status=RunStatus.succeeded,
+            params={},
+            metrics={"device": "cuda:0", "dtype": "bfloat16", "processes": 2, "lora_r": 16},
+        )
+        s.add(run)
+        s.flush()
+        rid = run.id
+    html = client.get(f"/admin/runs/{rid}", headers=auth(make_user("boss", "admin"))).text
+    compute = html[html.index('id="run-compute"') :].split("</p>")[0]
+    assert "cuda:0" in compute and "bfloat16" in compute and "2 processes" in compute
+    assert "LoRA r=16" in compute

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.arena import service as arena
@@ -24,7 +25,7 @@ from app.models import (
     TaskCandidate,
 )
 from app.models_registry import service as registry
-from app.runs.service import create_run
+from app.runs.service import RunParamError, create_run
 from tests.exports.helpers import judge
 from tests.factories import auth, make_user
 from tests.training.conftest import run_job
@@ -167,7 +168,7 @@ def _gate(tiny_policy_dir, wins: bool):  # type: ignore[no-untyped-def]
     add_prompts(12)
     make_user("lab")
     with session_scope() as s:
-        origin = create_run(s, RunKind.ppo, {"note": "made the candidate"}, None).id
+        origin = create_run(s, RunKind.ppo, {}, None).id  # the run that made the candidate
         s.get(Run, origin).status = RunStatus.succeeded  # type: ignore[union-attr]
         cid = worker_arena.start_gate(s, vb, origin).id
     battles = _make_battles(cid, 12)
@@ -234,5 +235,5 @@ def test_ppo_result_waits_on_the_arena(ready_reward, active_tiny_policy) -> None
         c = s.scalar(select(ArenaCampaign).where(ArenaCampaign.candidate_id == new_id))
         assert c is not None and c.purpose == "gate" and c.baseline_id == active_tiny_policy
         assert c.run_id == run.id
-    bad = run_job(RunKind.ppo, {**params, "promote_by": "vibes"})
-    assert bad.status == RunStatus.failed and "promote_by" in (bad.error or "")
+    with pytest.raises(RunParamError, match="promote_by"), session_scope() as s:
+        create_run(s, RunKind.ppo, {**params, "promote_by": "vibes"}, None)  # refused up front

@@ -36,13 +36,16 @@ def test_promotion_rule():
 
 @pytest.mark.slow
 def test_ppo_run_improves_heldout_reward_and_promotes(ready_reward, active_tiny_policy):
-    seed_polite_preferences(n_prompts=24, tasks_per_prompt=1)
-    run = run_job(RunKind.ppo, {**PPO, "kl_max": 1000})
+    seed_polite_preferences(n_prompts=32, tasks_per_prompt=1)
+    # enough held-out prompts for the gate's interval to exclude zero
+    run = run_job(RunKind.ppo, {**PPO, "heldout_fraction": 0.4, "max_heldout": 12, "kl_max": 1000})
     assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
     m = run.metrics
     assert m["heldout_reward_after"] > m["heldout_reward_before"], m
     assert m["reward_version_id"] == ready_reward
     assert m["promoted"] is True, m["promotion_reason"]
+    assert run.kind == RunKind.policy and m["algorithm"] == "ppo"  # kind ppo is an alias
+    assert m["gain_ci_low"] > 0 and m["gate_passed"] is True
     assert {"reward", "kl"} <= set(m["curves"]) and len(m["curves"]["reward"]) == 8
     with session_scope() as s:
         new = s.get(ModelVersion, m["policy_version_new_id"])

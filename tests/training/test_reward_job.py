@@ -68,6 +68,11 @@ def test_reward_run_rejects_bad_params(active_tiny_policy):
     with session_scope() as s:
         run = s.get(Run, rid)
         assert run.status == RunStatus.failed and "learning_rate" in run.error
+    # a device this worker lacks fails the run before any version is registered
+    run = run_job(RunKind.reward, {"device": "cuda:1"})
+    assert run.status == RunStatus.failed and "CUDA" in run.error, run.error
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 1  # the policy only
 
 
 def test_cancel_requested_stops_the_reward_run_and_fails_its_version(active_tiny_policy):

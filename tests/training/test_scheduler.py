@@ -127,7 +127,8 @@ def test_ppo_run_once_a_new_reward_model_is_ready():
     rv = _reward("reward-a")
     (pid,) = _tick(settings)
     run = _run(pid)
-    assert run.kind == RunKind.ppo and run.params["reward_version_id"] == rv
+    assert run.kind == RunKind.policy and run.params["reward_version_id"] == rv
+    assert run.params["algorithm"] == "ppo"
     assert _tick(settings) == []  # queued already
     _finish(pid, RunStatus.failed)
     assert _tick(settings) == []  # that reward model was used
@@ -149,7 +150,7 @@ def test_ppo_waits_for_a_running_reward_run():
     kinds = [_run(r).kind for r in queued]
     assert kinds == [RunKind.reward]  # PPO waits: a newer reward model is coming
     with session_scope() as s:
-        assert s.scalar(select(Run.id).where(Run.kind == RunKind.ppo)) is None
+        assert s.scalar(select(Run.id).where(Run.kind == RunKind.policy)) is None
 
 
 def test_worker_loop_runs_the_scheduler():

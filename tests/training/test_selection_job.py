@@ -8,12 +8,14 @@ import itertools
 import json
 import random
 
+import pytest
 from sqlalchemy import select
 
 from app.config import get_settings
 from app.db import session_scope
 from app.models import ComparisonTask, Completion, ModelKind, RunKind, RunStatus, TaskCandidate
 from app.models_registry import service as registry
+from app.runs.service import RunParamError, create_run
 from ml.selection import RewardScorer, uncertainty
 from tests.training.conftest import run_job
 from tests.training.synth import POLITE, RUDE
@@ -109,11 +111,9 @@ def test_without_a_reward_model_selection_is_random(active_tiny_policy) -> None:
 
 def test_setting_switches_and_bad_params_fail_clearly(ready_reward, monkeypatch) -> None:
     add_prompts(2)
-    run = run_job(RunKind.generate, {**PARAMS, "prompts": 2, "selection": "best"})
-    assert run.status == RunStatus.failed and "selection must be" in (run.error or "")
-    run = run_job(RunKind.generate, {**PARAMS, "prompts": 2, "selection": "uncertainty",
-                                     "explore": 2})  # fmt: skip
-    assert run.status == RunStatus.failed and "explore" in (run.error or "")
+    for bad, field in (({"selection": "best"}, "selection"), ({"explore": 2}, "explore")):
+        with pytest.raises(RunParamError, match=field), session_scope() as s:  # refused up front
+            create_run(s, RunKind.generate, {**PARAMS, "prompts": 2, **bad}, None)
     monkeypatch.setenv("PREFLOOP_SELECTION", "uncertainty")
     get_settings.cache_clear()
     try:

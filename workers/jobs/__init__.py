@@ -19,8 +19,9 @@ JobFn = Callable[[Any], dict[str, Any]]
 JOBS: dict[RunKind, str] = {
     RunKind.generate: "workers.jobs.generate",
     RunKind.reward: "workers.jobs.reward",
-    RunKind.ppo: "workers.jobs.ppo",
+    RunKind.ppo: "workers.jobs.ppo",  # runs queued before `policy` existed
     RunKind.battle: "workers.jobs.battle",
+    RunKind.policy: "workers.jobs.policy",
 }
 
 

@@ -25,6 +25,7 @@ from app.models import (
     TaskCandidate,
 )
 from app.prompts.store import completion_hash, task_key
+from ml.limits import replace_nul
 from workers.context import JobContext
 from workers.jobs.generate import generator_for
 from workers.jobs.training import JobParamError
@@ -82,7 +83,7 @@ def write_battle(
 ) -> int | None:
     """Store one battle (task + candidates + battles row); None when the answers coincide."""
     pid, phash, _messages, tags = prompt
-    ta, tb = (x[0].replace("\x00", "\ufffd").strip() for x in (a, b))
+    ta, tb = (replace_nul(x[0]).strip() for x in (a, b))
     if not ta or not tb or ta == tb:
         return None
     ha, hb = completion_hash(ta, f"policy:{a[2]}"), completion_hash(tb, f"policy:{b[2]}")

@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
+from ml.limits import replace_nul
 from workers import selection
 from workers.context import JobContext
 from workers.jobs.training import config_from
@@ -41,7 +42,7 @@ class GenerateError(RuntimeError):
     pass
 
 
-def generator_for(path: str, settings: Any, model_name: str) -> Any:
+def generator_for(path: str, settings: Any, model_name: str, place: Any = None) -> Any:
     """A generator for a version (cached per worker process: loading a model takes seconds)."""
     from ml.generate import LocalGenerator, RemoteGenerator
 
@@ -50,11 +51,12 @@ def generator_for(path: str, settings: Any, model_name: str) -> Any:
             raise GenerateError("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
         name = settings.generation_model or model_name
         return RemoteGenerator(settings.generation_base_url, settings.generation_api_key, name)
-    if path in _generators:
-        _generators.move_to_end(path)
-        return _generators[path]
-    gen = LocalGenerator(path)
-    _generators[path] = gen
+    key = f"{path}|{place}"
+    if key in _generators:
+        _generators.move_to_end(key)
+        return _generators[key]
+    gen = LocalGenerator(path, place=place)
+    _generators[key] = gen
     while len(_generators) > MAX_CACHED:
         _generators.popitem(last=False)
     return gen
@@ -130,7 +132,7 @@ def write_task(
     seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
         # a model can emit a NUL byte token; PostgreSQL text cannot store it
-        text = text.replace("\x00", "\ufffd").strip()
+        text = replace_nul(text).strip()
         h = completion_hash(text, f"policy:{vname}")
         if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
             seen[h] = (text, vid, vname)
@@ -185,6 +187,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Generate candidates and create comparison tasks; returns counts and throughput."""
     import time
 
+    from ml.device import placement
     from ml.generate import GenerationParams
     from ml.params import GenerateParams
     from workers.bootstrap_policy import ensure_active_policy
@@ -216,7 +219,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
-    gens = {vid: generator_for(path, s, name) for vid, name, path in versions}
+    place = placement(p.device or s.device, p.dtype or s.dtype, training=False)
+    gens = {vid: generator_for(path, s, name, place) for vid, name, path in versions}
     total, created, tokens_out = len(prompts), 0, 0
     skipped_ids: list[int] = []
     ctx.progress(0, total, {"tasks_created": 0})
@@ -258,6 +262,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "k": k,
         "seed": seed,
         "versions": [v[1] for v in versions],
+        "device": place.device,
+        "dtype": place.dtype,
         **sel.summary(),
         "seconds": round(elapsed, 2),
         "words_per_s": round(tokens_out / elapsed, 1) if elapsed > 0 else None,

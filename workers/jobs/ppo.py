@@ -18,6 +18,8 @@ from workers.jobs.training import (
     CurveProgress,
     JobParamError,
     clean,
+    compute_metrics,
+    compute_placement,
     config_from,
     policy_version,
     reward_version,
@@ -40,9 +42,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune the active policy with PPO; returns the run's metrics."""
     from ml.params import PPOParams
     from ml.ppo import CURVE_KEYS, train_ppo
+    from workers.launch import launch_for, run_ranks
 
     s = ctx.settings
     cfg = config_from(ctx.params, PPOParams)
+    place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
+    launch = launch_for(cfg, s, place)
     heldout_fraction = cfg.heldout_fraction
     max_prompts, max_heldout = cfg.max_prompts, cfg.max_heldout
     kl_max = s.ppo_kl_max if cfg.kl_max is None else cfg.kl_max
@@ -77,17 +82,29 @@ def run(ctx: JobContext) -> dict[str, Any]:
             version=name,
         )
         version_id = mv.id
-    started = time.monotonic()
-    out = train_ppo(
-        Path(start[2]),
-        Path(rm[2]),
-        train,
-        heldout,
-        path,
-        cfg,
-        CurveProgress(ctx, dict(CURVE_KEYS)),
-        ctx.should_stop,
+    ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
+    ctx.log(
+        f"{place.device}, {place.dtype}, {launch.processes} process(es)"
+        + (f", LoRA r={cfg.lora_r}" if cfg.lora_r else "")
     )
+    progress = CurveProgress(ctx, dict(CURVE_KEYS))
+    started = time.monotonic()
+    if launch.in_process:
+        out = train_ppo(
+            Path(start[2]), Path(rm[2]), train, heldout, path, cfg, progress, ctx.should_stop,
+            place,
+        )  # fmt: skip
+    else:
+        spec = {
+            "cfg": cfg.model_dump(mode="json"),
+            "place": {"device": place.device, "dtype": place.dtype},
+            "base": start[2],
+            "reward": rm[2],
+            "train": train,
+            "eval": heldout,
+            "out": str(path),
+        }
+        out = run_ranks(ctx, "ppo", spec, launch, progress, s.torch_threads)
     seconds = time.monotonic() - started
     curves = series(out.pop("curves", []))
     before, after = out["heldout_reward_before"], out["heldout_reward_after"]
@@ -97,6 +114,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "heldout_reward_delta": after - before,
         "kl_max": kl_max,
         "train_seconds": round(seconds, 2),
+        **compute_metrics(place, launch.processes, cfg),
         "policy_version_id": start[0],
         "reward_version_id": rm[0],
         "heldout_fraction": heldout_fraction,

@@ -15,6 +15,8 @@ from workers.jobs.training import (
     CurveProgress,
     JobParamError,
     clean,
+    compute_metrics,
+    compute_placement,
     config_from,
     id_ranges,
     ids_digest,
@@ -27,9 +29,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Train a reward model on the judgments so far; returns the run's metrics."""
     from ml.params import RewardParams
     from ml.reward import CURVE_KEYS, train_reward
+    from workers.launch import launch_for, run_ranks
 
     s = ctx.settings
     cfg = config_from(ctx.params, RewardParams)
+    place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
+    launch = launch_for(cfg, s, place)
     min_agreement = s.min_agreement if cfg.min_agreement is None else cfg.min_agreement
     eval_fraction = cfg.eval_fraction
     max_id = cfg.max_judgment_id
@@ -68,22 +73,34 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         version_id = mv.id
     ctx.log(f"training {name} from policy {base[1]} on {len(data.train)} pairs")
-    started = time.monotonic()
-    out = train_reward(
-        Path(base[2]),
-        data.train,
-        data.eval,
-        path,
-        cfg,
-        CurveProgress(ctx, {k: k for k in CURVE_KEYS}),
-        ctx.should_stop,
+    ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
+    ctx.log(
+        f"{place.device}, {place.dtype}, {launch.processes} process(es)"
+        + (f", LoRA r={cfg.lora_r}" if cfg.lora_r else "")
     )
+    progress = CurveProgress(ctx, {k: k for k in CURVE_KEYS})
+    started = time.monotonic()
+    if launch.in_process:
+        out = train_reward(
+            Path(base[2]), data.train, data.eval, path, cfg, progress, ctx.should_stop, place
+        )
+    else:
+        spec = {
+            "cfg": cfg.model_dump(mode="json"),
+            "place": {"device": place.device, "dtype": place.dtype},
+            "base": base[2],
+            "train": data.train,
+            "eval": data.eval,
+            "out": str(path),
+        }
+        out = run_ranks(ctx, "reward", spec, launch, progress, s.torch_threads)
     seconds = time.monotonic() - started
     curves = series(out.pop("curves", []))
     result = {
         **out,
         **dataset,
         "train_seconds": round(seconds, 2),
+        **compute_metrics(place, launch.processes, cfg),
         "policy_version_id": base[0],
         "config": cfg.model_dump(mode="json"),
     }

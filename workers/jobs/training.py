@@ -54,6 +54,26 @@ def config_from(params: dict[str, Any], cls: type[T]) -> T:
         raise JobParamError(f"invalid params: {exc}") from None
 
 
+def compute_placement(cfg: Any, settings: Any) -> Any:
+    """Device and dtype of a training run: the run's override, else the worker's settings."""
+    from ml.device import DeviceError, placement
+
+    try:
+        return placement(cfg.device or settings.device, cfg.dtype or settings.dtype)
+    except DeviceError as exc:
+        raise JobParamError(str(exc)) from None
+
+
+def compute_metrics(place: Any, processes: int, cfg: Any) -> dict[str, Any]:
+    """What a run records about where it ran (shown on the run page)."""
+    return {
+        "device": place.device,
+        "dtype": place.dtype,
+        "processes": processes,
+        "lora_r": getattr(cfg, "lora_r", 0),
+    }
+
+
 def clean(obj: Any) -> Any:
     """JSON-safe copy: non-finite floats become None (PostgreSQL JSONB rejects NaN)."""
     if isinstance(obj, float):

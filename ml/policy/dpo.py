@@ -1,0 +1,93 @@
+"""DPO with TRL's ``DPOTrainer`` (trl >= 0.x; stable in 1.12) on conversational preference rows.
+
+Rows are the reward run's majority-voted pairs (``{"prompt", "chosen", "rejected"}``). The
+reference model is the starting policy, loaded by TRL from the same path. Needs no reward model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..callbacks import Cancelled, ProgressCallback
+from . import Callbacks, PolicyData, TrainResult, curve_rows, trl_common
+
+#: TRL log key -> curve name
+CURVE_KEYS = {
+    "loss": "loss",
+    "rewards/accuracies": "pref_accuracy",
+    "rewards/margins": "margin",
+    "rewards/chosen": "reward_chosen",
+    "rewards/rejected": "reward_rejected",
+    "logps/chosen": "logp_chosen",
+    "logps/rejected": "logp_rejected",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+}
+
+
+def dpo_config(cfg: Any, output_dir: str) -> Any:
+    from trl import DPOConfig
+
+    return DPOConfig(
+        **trl_common(cfg, output_dir),
+        num_train_epochs=cfg.num_train_epochs,
+        beta=cfg.beta,
+        loss_type=[cfg.loss_type],
+        max_length=cfg.max_length,
+    )
+
+
+def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
+    """Train on ``data.train_pairs``; ``data.eval_pairs`` are left to the gate."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+    from transformers.trainer_callback import PrinterCallback
+    from trl import DPOTrainer
+
+    from ..reward import quiet_datasets
+    from ..store import load_tokenizer, save_atomically
+
+    out_dir = Path(data.out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"refusing to overwrite {out_dir}")
+    if not data.train_pairs:
+        raise ValueError("no training pairs")
+    if cb.should_stop is not None and cb.should_stop():
+        raise Cancelled("cancelled before start")
+    tok = load_tokenizer(Path(data.policy_path), padding_side="left")
+    set_seed(cfg.seed)
+    policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=torch.float32)
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in data.train_pairs]
+    callback = ProgressCallback(cb.progress, cb.should_stop)
+    with tempfile.TemporaryDirectory(prefix="prefloop-dpo-") as tmp, quiet_datasets():
+        trainer = DPOTrainer(
+            model=policy,
+            args=dpo_config(cfg, tmp),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
+            callbacks=[callback],
+        )
+        trainer.remove_callback(PrinterCallback)
+        n_train = len(trainer.train_dataset)
+        if n_train == 0:
+            raise ValueError(f"all {len(rows)} training pairs have a prompt over max_length")
+        result = trainer.train()
+        if callback.stopped:
+            raise Cancelled("training cancelled")
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if cb.should_stop is not None and cb.should_stop():
+            raise Cancelled("training cancelled")
+        save_atomically(model, tok, out_dir)
+    return TrainResult(
+        metrics={
+            "train_loss": float(result.training_loss),
+            "n_train": n_train,
+            "n_dropped_too_long": len(rows) - n_train,
+            "steps": int(trainer.state.global_step),
+        },
+        curves=curve_rows(callback.history, CURVE_KEYS, "loss"),
+    )

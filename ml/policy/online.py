@@ -1,0 +1,126 @@
+"""What RLOO and GRPO share: the policy, the reward model as reward function, prompt rows.
+
+Both TRL trainers take the reward model as a ``reward_funcs`` entry and score
+``prompt + completion`` through its tokenizer's chat template, create their reference model
+from the policy's path when ``beta > 0``, and log the same keys.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..callbacks import Cancelled, ProgressCallback
+from . import Callbacks, PolicyData, TrainResult, curve_rows, trl_common
+
+#: TRL log key -> curve name (shared by RLOO and GRPO in TRL 1.12)
+CURVE_KEYS = {
+    "reward": "reward",
+    "reward_std": "reward_std",
+    "kl": "kl",
+    "entropy": "entropy",
+    "loss": "loss",
+    "completions/mean_length": "completion_length",
+    "clip_ratio/region_mean": "clip_ratio",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+}
+
+
+def group_args(cfg: Any, output_dir: str) -> dict[str, Any]:
+    """Config kwargs both trainers accept."""
+    return {
+        **trl_common(cfg, output_dir),
+        "max_steps": cfg.max_steps,
+        "num_generations": cfg.num_generations,
+        "max_completion_length": cfg.max_completion_length,
+        "temperature": cfg.temperature,
+        "top_p": 1.0,
+        "top_k": 0,
+        "beta": cfg.beta,
+        "num_iterations": cfg.num_iterations,
+        "epsilon": cfg.epsilon,
+        "log_completions": False,
+    }
+
+
+def _fitting(tokenizer: Any, prompts: list[Any], max_length: int) -> list[Any]:
+    """Prompts whose templated length fits (TRL 1.12's online trainers do not truncate)."""
+    keep = []
+    for p in prompts:
+        enc = tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True)
+        if len(enc["input_ids"]) <= max_length:
+            keep.append(p)
+    return keep
+
+
+def train_group(
+    trainer_cls: Any, config: Any, cfg: Any, data: PolicyData, cb: Callbacks
+) -> TrainResult:
+    """Build and run ``trainer_cls`` (RLOOTrainer or GRPOTrainer) with ``config``."""
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        set_seed,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    from ..reward import quiet_datasets
+    from ..store import load_tokenizer, save_atomically
+
+    out_dir = Path(data.out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"refusing to overwrite {out_dir}")
+    if data.reward_path is None:
+        raise ValueError(f"{cfg.algorithm} needs a reward model")
+    if cb.should_stop is not None and cb.should_stop():
+        raise Cancelled("cancelled before start")
+    tok = load_tokenizer(Path(data.policy_path), padding_side="left")
+    rm_tok = load_tokenizer(Path(data.reward_path), padding_side="right")
+    prompts = _fitting(tok, data.train_prompts, cfg.max_prompt_length)
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if len(prompts) * cfg.num_generations < batch:
+        raise ValueError(
+            f"{len(prompts)} usable training prompts x {cfg.num_generations} generations "
+            f"do not fill one batch of {batch}"
+        )
+    set_seed(cfg.seed)
+    policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=torch.float32)
+    policy.generation_config.pad_token_id = tok.pad_token_id
+    reward = AutoModelForSequenceClassification.from_pretrained(
+        data.reward_path, num_labels=1, dtype=torch.float32
+    )
+    reward.eval()
+    reward.requires_grad_(False)
+    callback = ProgressCallback(cb.progress, cb.should_stop)
+    with tempfile.TemporaryDirectory(prefix=f"prefloop-{cfg.algorithm}-") as tmp, quiet_datasets():
+        trainer = trainer_cls(
+            model=policy,
+            reward_funcs=reward,
+            args=config(tmp),
+            train_dataset=Dataset.from_dict({"prompt": prompts}),
+            processing_class=tok,
+            reward_processing_classes=rm_tok,
+            callbacks=[callback],
+        )
+        trainer.remove_callback(PrinterCallback)
+        result = trainer.train()
+        if callback.stopped:
+            raise Cancelled("training cancelled")
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if cb.should_stop is not None and cb.should_stop():
+            raise Cancelled("training cancelled")
+        save_atomically(model, tok, out_dir)
+    return TrainResult(
+        metrics={
+            "train_loss": float(result.training_loss),
+            "n_train": len(prompts),
+            "n_dropped_too_long": len(data.train_prompts) - len(prompts),
+            "steps": int(trainer.state.global_step),
+        },
+        curves=curve_rows(callback.history, CURVE_KEYS, "reward"),
+    )

@@ -1,0 +1,79 @@
+"""The scheduler follows PREFLOOP_POLICY_ALGORITHM: online algorithms after each new reward
+model, DPO after every PREFLOOP_DPO_EVERY_N new judgments."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import Settings
+from app.models import RunKind, RunStatus
+from tests.training.test_scheduler import (
+    _finish,
+    _judgments,
+    _policy,
+    _reward,
+    _run,
+    _settings,
+    _tick,
+)
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo"])
+def test_online_algorithm_after_each_new_reward_model(algorithm):
+    _policy()
+    settings = _settings(policy_algorithm=algorithm, ppo_after_reward=True)
+    rv = _reward("reward-a")
+    (rid,) = _tick(settings)
+    run = _run(rid)
+    assert run.kind == RunKind.policy
+    assert run.params["algorithm"] == algorithm and run.params["reward_version_id"] == rv
+    assert _tick(settings) == []
+    _finish(rid)
+    assert _tick(settings) == []  # that reward model was used, whatever the algorithm
+    _reward("reward-b")
+    assert len(_tick(settings)) == 1
+
+
+def test_policy_after_reward_overrides_its_ppo_alias():
+    _policy()
+    _reward("reward-a")
+    assert _tick(_settings(ppo_after_reward=True, policy_after_reward=False)) == []
+    assert len(_tick(_settings(ppo_after_reward=False, policy_after_reward=True))) == 1
+
+
+def test_policy_settings_read_their_aliases(monkeypatch):
+    monkeypatch.setenv("PREFLOOP_PPO_KL_MAX", "3.5")
+    monkeypatch.setenv("PREFLOOP_PPO_AFTER_REWARD", "false")
+    s = Settings()
+    assert s.policy_kl_bound == 3.5 and s.policy_after_reward_on is False
+    monkeypatch.setenv("PREFLOOP_POLICY_KL_MAX", "2")
+    monkeypatch.setenv("PREFLOOP_POLICY_AFTER_REWARD", "true")
+    monkeypatch.setenv("PREFLOOP_POLICY_ALGORITHM", "grpo")
+    s = Settings()
+    assert s.policy_kl_bound == 2.0 and s.policy_after_reward_on is True
+    assert s.policy_algorithm == "grpo"
+    monkeypatch.setenv("PREFLOOP_POLICY_ALGORITHM", "sgd")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_dpo_every_n_new_judgments():
+    _policy()
+    settings = _settings(policy_algorithm="dpo", dpo_every_n=3, ppo_after_reward=True)
+    _reward("reward-a")  # a new reward model does not start DPO
+    _judgments(2, "a")
+    assert _tick(settings) == []
+    _judgments(1, "b")
+    (rid,) = _tick(settings)
+    run = _run(rid)
+    assert run.kind == RunKind.policy and run.params["algorithm"] == "dpo"
+    assert run.params["new_judgments"] == 3 and run.params["max_judgment_id"] > 0
+    assert _tick(settings) == []  # one at a time
+    _finish(rid, RunStatus.failed)
+    assert _tick(settings) == []  # those judgments were covered
+    _judgments(2, "c")
+    assert _tick(settings) == []
+    _judgments(1, "d")
+    (rid2,) = _tick(settings)
+    assert _run(rid2).params["max_judgment_id"] > run.params["max_judgment_id"]
+    assert _tick(_settings(policy_algorithm="dpo", dpo_every_n=0)) == []
