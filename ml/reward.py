@@ -82,9 +82,12 @@ def _weighted_trainer_class() -> type:
 
         def _set_signature_columns_if_needed(self) -> None:
             if self._signature_columns is None:
-                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]
+                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]  # type: ignore[assignment]
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:  # fmt: skip
             weight = inputs.pop("weight", None)
             _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
             if weight is None:
@@ -93,10 +96,9 @@ def _weighted_trainer_class() -> type:
             loss = weighted_pair_loss(
                 chosen, rejected, weight.to(chosen.device), inputs.get("margin")
             )
-            if self.args.center_rewards_coefficient is not None:
-                loss = loss + self.args.center_rewards_coefficient * torch.mean(
-                    (chosen + rejected) ** 2
-                )
+            coef = getattr(self.args, "center_rewards_coefficient", None)
+            if coef is not None:
+                loss = loss + coef * torch.mean((chosen + rejected) ** 2)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedRewardTrainer

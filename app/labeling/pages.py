@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -24,7 +26,7 @@ async def label(request: Request, session: SessionDep, principal: Labeler) -> Re
     g = await guidelines.get(session)
     from app.quality import service as quality
 
-    def own_gold(s):  # type: ignore[no-untyped-def]
+    def own_gold(s: Any) -> tuple[int, int] | None:
         if not quality.show_gold_accuracy(s):
             return None
         return quality.own_gold_accuracy(s, principal.user_id)

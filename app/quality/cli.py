@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Any) -> None:
     from app.cli import console, fail
 
     labelers = group("labelers", "Labeler quality: statistics, flags, pause, exclusion.")
@@ -37,7 +38,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
                 markup=False,
             )
 
-    def _act(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def _act(name: str, fn: Callable[[Any, Any, int], str]) -> None:
         from app.db import session_scope
         from app.quality import service
 
@@ -75,7 +76,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         """Exclude the labeler's judgments from training and trl exports (kept, and marked in
         raw exports); pauses them."""
 
-        def run(s, svc, uid):  # type: ignore[no-untyped-def]
+        def run(s: Any, svc: Any, uid: int) -> str:
             r = svc.exclude(s, uid, None, retrain, then_policy)
             tail = f"; queued reward run {r.reward_run_id}" if r.reward_run_id else ""
             return f"excluded {r.judgments} judgments of {name} (exclusion {r.exclusion.id}){tail}"
@@ -86,7 +87,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
     def include(name: str) -> None:
         """Undo the labeler's exclusion (recorded)."""
 
-        def run(s, svc, uid):  # type: ignore[no-untyped-def]
+        def run(s: Any, svc: Any, uid: int) -> str:
             ex = svc.undo_exclusion(s, uid, None)
             return f"exclusion {ex.id} of {name} undone ({ex.judgment_count} judgments back)"
 

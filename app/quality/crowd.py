@@ -64,7 +64,7 @@ def simulate(
     gold, the rest are judged by `per_pair` labelers each."""
     rng = random.Random(seed)
     crowd = crowd or DEFAULT_CROWD
-    kinds = {}
+    kinds: dict[int, str] = {}
     for kind in KINDS:
         for _ in range(crowd.get(kind, 0)):
             kinds[len(kinds) + 1] = kind

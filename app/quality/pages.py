@@ -75,7 +75,9 @@ def _overview(session: Any) -> dict[str, Any]:
     }
 
 
-async def _page(request: Request, session: SessionDep, status_code: int = 200, **extra: Any):  # type: ignore[no-untyped-def]
+async def _page(
+    request: Request, session: SessionDep, status_code: int = 200, **extra: Any
+) -> Response:
     data = await session.run_sync(_overview)
     return render(
         request,
@@ -106,7 +108,7 @@ def parse_answer(text: str) -> GoldIn:
     choices = [c.strip() for c in re.split(r"[,\s]+(?:or\s+)?", text) if c.strip()]
     if not choices or any(c not in ("a", "b", "tie") for c in choices):
         raise GoldError("answer: 'a', 'b', 'tie' (several: 'a, tie') or a ranking like '2 > 1 = 3'")
-    return GoldIn(choice=choices)  # type: ignore[arg-type]
+    return GoldIn.model_validate({"choice": choices})
 
 
 @router.post("/labelers/gold", response_model=None)

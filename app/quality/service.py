@@ -169,11 +169,12 @@ def exclude(
     )
     if open_ is not None:
         raise QualityError(f"labeler {user_id} is already excluded (exclusion {open_.id})")
-    n = session.execute(
+    result = session.execute(
         update(Judgment)
         .where(Judgment.user_id == user_id, Judgment.excluded.is_(False))
         .values(excluded=True)
-    ).rowcount
+    )
+    n = getattr(result, "rowcount", 0)
     _recount(session, user_id, excluded=True)
     set_paused(session, user_id, True)
     ex = LabelerExclusion(user_id=user_id, judgment_count=int(n or 0), created_by_id=actor_id)
