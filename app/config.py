@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     stale_after_seconds: float = 60.0
     max_attempts: int = 2
 
+    # labeler quality (app.quality): gold tasks, flags, trust weights
+    gold_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of requests offered gold")
+    quality_min_gold_accuracy: float = Field(0.6, ge=0.0, le=1.0, description="flag below")
+    quality_min_gold_count: int = Field(5, ge=1, description="gold answers before judging it")
+    quality_gold_alpha: float = Field(0.05, gt=0.0, le=1.0, description="gold test level")
+    quality_min_agreement: float = Field(0.5, ge=0.0, le=1.0, description="flag below")
+    quality_min_agreement_gap: float = Field(
+        0.1, ge=0.0, le=1.0, description="flag this far below the crowd's median agreement"
+    )
+    quality_min_overlap: int = Field(10, ge=1, description="shared tasks before judging it")
+    quality_max_position_p: float = Field(0.001, gt=0.0, le=1.0, description="bias test p")
+    quality_min_position_n: int = Field(20, ge=1, description="K=2 choices before testing")
+    quality_fast_ms: int = Field(3000, ge=0, description="a task answered faster is 'fast'")
+    quality_max_fast_share: float = Field(0.5, ge=0.0, le=1.0, description="flag above")
+    quality_max_skip_rate: float = Field(0.5, ge=0.0, le=1.0, description="flag above")
     # training at scale (issue 10): device, precision, processes; runs may override each
     device: str = Field(
         "auto",

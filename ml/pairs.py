@@ -82,7 +82,8 @@ def fit_pair(
 def tokenize_pairs(
     tokenizer: Any, rows: list[dict[str, Any]], max_length: int, truncation: str = "left"
 ) -> tuple[list[dict[str, Any]], PairStats]:
-    """Rows ``{prompt, chosen, rejected[, margin]}`` -> ``{chosen_ids, rejected_ids[, margin]}``."""
+    """Rows ``{prompt, chosen, rejected[, margin][, weight]}`` -> ``{chosen_ids, rejected_ids
+    [, margin][, weight]}``."""
     stats = PairStats()
     out = []
     for row in rows:
@@ -101,5 +102,7 @@ def tokenize_pairs(
         item: dict[str, Any] = {"chosen_ids": c, "rejected_ids": r}
         if "margin" in row:
             item["margin"] = float(row["margin"])
+        if "weight" in row:  # trust weighting: a per-pair loss weight (ml.reward)
+            item["weight"] = float(row["weight"])
         out.append(item)
     return out, stats

@@ -173,6 +173,18 @@ class RewardParams(RunParams, ComputeParams, LoraParams):
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     logging_steps: int = Field(1, ge=1, le=10_000, description="log (and report) every N steps")
     seed: Seed = Field(0, description="seed for head init, shuffling, dropout")
+    # labeler quality (app.quality): trust weighting, and "exclude and retrain" bookkeeping
+    weighting: Literal["none", "agreement", "gold"] = Field(
+        "none",
+        description="weight votes and pairs by labeler trust (docs/labeler-quality.md)",
+        json_schema_extra=form("Trust weighting"),
+    )
+    exclusion_id: int | None = Field(
+        None, ge=1, le=MAX_INT32, description="the labeler exclusion that queued this run"
+    )
+    then_policy: bool = Field(
+        False, description="queue the policy run once this reward model is ready"
+    )
 
 
 class PPOParams(RunParams, ComputeParams, LoraParams):

@@ -44,6 +44,66 @@ def _to_dataset(items: list[dict[str, Any]]):
     return Dataset.from_list(items)
 
 
+def weighted_pair_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    weight: torch.Tensor,
+    margin: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bradley-Terry loss with a per-pair weight: sum(w * -log sigmoid(r_c - r_r - m)) / sum(w).
+
+    TRL's `margin` only shifts the logit (an additive offset); a weight scales a pair's share
+    of the loss and of its gradient. Normalized by the weights' sum, so scaling every weight
+    alike changes nothing; a pair with weight 0 contributes nothing.
+    """
+    d = chosen - rejected - (margin if margin is not None else 0.0)
+    w = weight.to(d.dtype)
+    return (w * -torch.nn.functional.logsigmoid(d)).sum() / w.sum().clamp_min(1e-12)
+
+
+class _WeightCollator:
+    """TRL's preference collator plus a `weight` tensor (1.0 where a row has none)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        weights = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
+        out = self.base([{k: v for k, v in e.items() if k != "weight"} for e in examples])
+        out["weight"] = weights
+        return out
+
+
+def _weighted_trainer_class() -> type:
+    from trl import RewardTrainer
+
+    class WeightedRewardTrainer(RewardTrainer):
+        """RewardTrainer whose loss takes a per-pair `weight` column (weighted_pair_loss)."""
+
+        def _set_signature_columns_if_needed(self) -> None:
+            if self._signature_columns is None:
+                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]  # type: ignore[assignment]
+
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:  # fmt: skip
+            weight = inputs.pop("weight", None)
+            _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            if weight is None:
+                weight = torch.ones(outputs.logits.shape[0] // 2)
+            chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+            loss = weighted_pair_loss(
+                chosen, rejected, weight.to(chosen.device), inputs.get("margin")
+            )
+            coef = getattr(self.args, "center_rewards_coefficient", None)
+            if coef is not None:
+                loss = loss + coef * torch.mean((chosen + rejected) ** 2)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedRewardTrainer
+
+
 def reward_config(cfg: RewardRunConfig, output_dir: str, place: Placement | None = None):
     """Build the ``trl.RewardConfig`` used for ``cfg`` (no hub, no checkpoints); mixed precision
     and device follow ``place`` (fp32 on CPU)."""
@@ -151,6 +211,8 @@ def train_reward(
     long *training* pairs out. Evaluation always keeps every pair. With ``lora_r > 0`` only LoRA
     adapters (and the score head) train and ``out_dir`` holds the adapter (ml/lora.py).
     ``save=False`` (ranks other than 0) trains without writing.
+    An optional ``weight`` column (trust weighting) scales each pair's loss
+    (``weighted_pair_loss``, an override of TRL's loss; ``margin`` stays TRL's additive offset).
 
     Returns metrics: ``eval_accuracy``, ``eval_loss``, ``eval_margin``, ``train_loss``,
     ``n_train``, ``n_eval``, ``n_dropped_too_long``, truncation counts (``train_truncated``,
@@ -163,6 +225,8 @@ def train_reward(
     from .lora import lora_config, save_adapter
     from .store import save_atomically
 
+    weighted = any("weight" in r for r in train_rows)
+    trainer_cls = _weighted_trainer_class() if weighted else RewardTrainer
     cfg = cfg or RewardRunConfig()
     out_dir = Path(out_dir)
     if save and out_dir.exists():
@@ -184,7 +248,7 @@ def train_reward(
     peft_config = lora_config(cfg, model.config.model_type, "SEQ_CLS")
     callback = ProgressCallback(progress, should_stop)
     with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp, quiet_datasets():
-        trainer = RewardTrainer(
+        trainer = trainer_cls(
             model=model,
             args=reward_config(cfg, tmp, place),
             train_dataset=_to_dataset(train_items),
@@ -194,6 +258,8 @@ def train_reward(
             peft_config=peft_config,
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
+        if weighted:
+            trainer.data_collator = _WeightCollator(trainer.data_collator)
         n_train, n_eval = len(trainer.train_dataset), len(eval_items)
         assert n_train == len(train_items) and (not n_eval or len(trainer.eval_dataset) == n_eval)
         result = trainer.train()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ComparisonTask, Completion, Judgment, Prompt, TaskCandidate
+from app.models import ComparisonTask, Completion, Judgment, Prompt, TaskCandidate, TaskStatus
 from app.preferences.pairs import aggregate
 
 Messages = list[dict[str, str]]
@@ -70,23 +70,79 @@ def reward_rows(
     eval_fraction: float = 0.2,
     max_judgment_id: int | None = None,
     salt: str = "rm",
+    weighting: str = "none",
 ) -> RewardData:
     """Pairs from every judgment (up to `max_judgment_id`), majority-aggregated per task.
+    Gold tasks and excluded judgments never enter (app.quality).
 
     A K-wise ranking gives every ordered pair across its tie groups; ties and both-bad judgments
     give no pair but vote (as "tied") and are counted. Pairs whose majority share is below
     `min_agreement`, or whose majority is a tie, are left out.
+
+    With `weighting` "agreement" or "gold" the vote is weighted by labeler trust and every row
+    carries a loss `weight` (app.quality.weighting documents the formulas).
     """
-    q = select(Judgment.id, Judgment.task_id, Judgment.ranking, Judgment.choice).order_by(
-        Judgment.task_id, Judgment.id
+    if weighting != "none":
+        return _weighted_reward_rows(
+            session, min_agreement, eval_fraction, max_judgment_id, salt, weighting
+        )
+    judgments = _training_judgments(session, max_judgment_id)
+    pairs = aggregate(judgments, min_agreement=0.0, include_ties=True)
+    return _rows_for(session, judgments, pairs, min_agreement, eval_fraction, salt)
+
+
+def _training_judgments(session: Session, max_judgment_id: int | None) -> list[Any]:
+    gold = select(ComparisonTask.id).where(ComparisonTask.status == TaskStatus.gold)
+    q = (
+        select(Judgment.id, Judgment.task_id, Judgment.ranking, Judgment.choice, Judgment.user_id)
+        .where(Judgment.excluded.is_(False), Judgment.task_id.not_in(gold))
+        .order_by(Judgment.task_id, Judgment.id)
     )
     if max_judgment_id is not None:
         q = q.where(Judgment.id <= max_judgment_id)
-    judgments = session.execute(q).all()
-    pairs = aggregate(judgments, min_agreement=0.0, include_ties=True)
-    kept = [p for p in pairs if not p.is_tie and p.agreement + 1e-9 >= min_agreement]
-    low = sum(1 for p in pairs if p.agreement + 1e-9 < min_agreement)
-    tied = sum(1 for p in pairs if p.is_tie and p.agreement + 1e-9 >= min_agreement)
+    return list(session.execute(q).all())
+
+
+def _weighted_reward_rows(
+    session: Session,
+    min_agreement: float,
+    eval_fraction: float,
+    max_judgment_id: int | None,
+    salt: str,
+    weighting: str,
+) -> RewardData:
+    from app.models import User
+    from app.quality.weighting import labeler_weights, weight_summary, weighted_pairs
+
+    weights = labeler_weights(session, weighting)
+    judgments = _training_judgments(session, max_judgment_id)
+    pairs, dropped = weighted_pairs(judgments, weights, min_agreement)
+    data = _rows_for(session, judgments, pairs, min_agreement, eval_fraction, salt, dropped)
+    names = session.execute(select(User.id, User.name)).all()
+    voters = {j.user_id for j in judgments if j.user_id is not None}
+    data.stats["weighting"] = weighting
+    data.stats["labeler_weights"] = weight_summary(
+        {u: w for u, w in weights.items() if u in voters}, names
+    )
+    return data
+
+
+def _rows_for(
+    session: Session,
+    judgments: list[Any],
+    pairs: list[Any],
+    min_agreement: float,
+    eval_fraction: float,
+    salt: str,
+    dropped: dict[str, int] | None = None,
+) -> RewardData:
+    """Training rows from aggregated pairs (AggregatedPair, or WeightedPair with a weight)."""
+    if dropped is None:
+        kept = [p for p in pairs if not p.is_tie and p.agreement + 1e-9 >= min_agreement]
+        low = sum(1 for p in pairs if p.agreement + 1e-9 < min_agreement)
+        tied = sum(1 for p in pairs if p.is_tie and p.agreement + 1e-9 >= min_agreement)
+    else:
+        kept, low, tied = pairs, dropped["low_agreement"], dropped["tied"]
 
     task_ids = sorted({p.task_id for p in kept})
     completion_ids = sorted({c for p in kept for c in (p.winner_id, p.loser_id)})
@@ -121,6 +177,8 @@ def reward_rows(
     for p in kept:
         key, messages = prompts[p.task_id]
         row = _row(messages, texts[p.winner_id], texts[p.loser_id])
+        if hasattr(p, "weight") and key not in eval_keys:
+            row["weight"] = p.weight  # eval stays unweighted: accuracy against the labels
         if key in eval_keys:
             evals.append(row)
             groups.append(key)
@@ -130,7 +188,7 @@ def reward_rows(
     stats = {
         "judgments": len(judgments),
         "both_bad_judgments": sum(1 for j in judgments if j.choice == "both_bad"),
-        "pairs_total": len(pairs),
+        "pairs_total": len(kept) + low + tied if dropped is not None else len(pairs),
         "pairs_kept": len(kept),
         "pairs_train": len(train),
         "pairs_eval": len(evals),

@@ -97,6 +97,11 @@ def _used_reward_ids(session: Session) -> set[int]:
     return used
 
 
+def _asks_for_policy(session: Session, version: ModelVersion) -> bool:
+    run = session.get(Run, version.run_id) if version.run_id else None
+    return bool(run is not None and (run.params or {}).get("then_policy"))
+
+
 def _policy_busy(session: Session) -> bool:
     return bool(
         runs.count_active(session, RunKind.ppo) or runs.count_active(session, RunKind.policy)
@@ -104,9 +109,10 @@ def _policy_busy(session: Session) -> bool:
 
 
 def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
-    """Params for a ppo/rloo/grpo run if a reward model is ready that no policy run used yet."""
+    """Params for a ppo/rloo/grpo run if a reward model is ready that no policy run used yet
+    (with POLICY_AFTER_REWARD, or when its reward run asked for one: "exclude and retrain")."""
     algorithm = settings.policy_algorithm
-    if algorithm == "dpo" or not settings.policy_after_reward_on:
+    if algorithm == "dpo":
         return None
     if _policy_busy(session) or runs.count_active(session, RunKind.reward):
         return None
@@ -115,6 +121,8 @@ def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
     newest = newest_reward_version(session)
     if newest is None or newest.id in _used_reward_ids(session):
         return None
+    if not settings.policy_after_reward_on and not _asks_for_policy(session, newest):
+        return None  # "exclude and retrain" asks for the policy run even with the trigger off
     return {
         "algorithm": algorithm,
         "reward_version_id": newest.id,

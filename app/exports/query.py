@@ -39,6 +39,7 @@ from app.models import (
     ModelVersion,
     Prompt,
     TaskCandidate,
+    TaskStatus,
     User,
 )
 from app.preferences.pseudonym import labeler_pseudonym
@@ -73,6 +74,7 @@ class JudgmentRow:
     time_spent_ms: int | None
     shown_order: list[int] | None
     created_at: datetime
+    excluded: bool = False
 
     @property
     def coder(self) -> str:
@@ -92,6 +94,7 @@ class TaskData:
     is_chat: bool
     tags: list[str]
     candidates: list[Candidate] = field(default_factory=list)
+    gold: bool = False
     judgments: list[JudgmentRow] = field(default_factory=list)
     # why the candidates were chosen (random | uncertainty | explore | battle | import) + reward gap
     selection_method: str | None = None
@@ -153,6 +156,9 @@ class Resolved:
     user_ids: list[int] | None
     version_ids: list[int] | None
     version_names: dict[int, str]
+    # training shapes (trl, rankings) leave out gold tasks and excluded judgments; raw keeps
+    # them, marked (gold, excluded columns)
+    training: bool = True
 
 
 def resolve(conn: Connection, f: ExportFilters) -> Resolved:
@@ -188,6 +194,9 @@ def _conditions(conn: Connection, r: Resolved) -> list[Any]:
     f, j = r.filters, Judgment
     pg = is_postgres(conn)
     cond: list[Any] = []
+    if r.training:
+        gold = select(ComparisonTask.id).where(ComparisonTask.status == TaskStatus.gold)
+        cond += [j.excluded.is_(False), j.task_id.not_in(gold)]
     if f.since:
         cond.append(j.created_at >= f.since)
     if f.until:
@@ -228,7 +237,7 @@ def judgment_query(conn: Connection, r: Resolved) -> Select[Any]:
     return (
         select(
             j.id, j.task_id, j.user_id, j.source, j.external_id, j.ranking, j.choice, j.ratings,
-            j.flags, j.rationale, j.time_spent_ms, j.shown_order, j.created_at,
+            j.flags, j.rationale, j.time_spent_ms, j.shown_order, j.created_at, j.excluded,
         )
         .where(*_conditions(conn, r))
         .order_by(j.task_id, j.id)
@@ -259,6 +268,7 @@ def _candidate_query(conn: Connection, r: Resolved) -> Select[Any]:
             TaskCandidate.task_id, Completion.id, Completion.text, Completion.source,
             Completion.model_version_id, Prompt.messages, Prompt.is_chat, ComparisonTask.tags,
             ComparisonTask.selection_method, ComparisonTask.selection_score,
+            ComparisonTask.status,
         )
         .join(Completion, Completion.id == TaskCandidate.completion_id)
         .join(ComparisonTask, ComparisonTask.id == TaskCandidate.task_id)
@@ -287,6 +297,7 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
             jr = JudgmentRow(
                 row[0], row[1], pseudo.get(uid) if uid is not None else None, row[3], row[4],
                 row[5] or [], row[6], row[7] or {}, row[8] or [], row[9], row[10], row[11], row[12],
+                bool(row[13]),
             )  # fmt: skip
             if f.include_ties or not jr.has_tie:
                 judgments.append(jr)
@@ -312,4 +323,5 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
                 for c in cands
             ],
             judgments=judgments,
+            gold=first[10] == TaskStatus.gold,
         )

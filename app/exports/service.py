@@ -28,6 +28,7 @@ from app.exports.writers import Digest, encode
 from app.models import DatasetSnapshot, User, utcnow
 from app.preferences.agreement import AgreementAccumulator, Vote
 from app.preferences.pairs import task_pairs
+from app.quality.lineage import id_ranges
 
 Progress = Callable[[int], None]
 
@@ -43,6 +44,7 @@ class Stats:
     tasks: int = 0
     rows: int = 0
     coders: set[str] = field(default_factory=set)
+    judgment_ids: list[int] = field(default_factory=list)
     agreement: AgreementAccumulator = field(default_factory=AgreementAccumulator)
 
     def observe(self, tasks: Iterable[TaskData]) -> Iterator[TaskData]:
@@ -51,6 +53,7 @@ class Stats:
             self.judgments += len(t.judgments)
             self.imported += sum(j.labeler is None for j in t.judgments)
             self.coders.update(j.coder for j in t.judgments)
+            self.judgment_ids.extend(j.id for j in t.judgments)
             self.agreement.add_task(Vote(j.coder, j.ranking, j.choice) for j in t.judgments)
             yield t
 
@@ -94,7 +97,9 @@ class Export:
     def total(self) -> int:
         """Judgments passing the SQL-side filters (for a progress bar)."""
         with read_connection() as conn:
-            return count_judgments(conn, resolve(conn, self.filters))
+            r = resolve(conn, self.filters)
+            r.training = self.shape != "raw"
+            return count_judgments(conn, r)
 
     def _rows(self, tasks: Iterable[TaskData]) -> tuple[Iterable[dict[str, Any]], pa.Schema]:
         f = self.filters
@@ -108,6 +113,7 @@ class Export:
     def chunks(self, progress: Progress | None = None) -> Iterator[bytes]:
         with read_connection() as conn:
             r = resolve(conn, self.filters)
+            r.training = self.shape != "raw"
             if self.shape == "trl":
                 self.conversational = any_chat(conn, r)
             tasks = self.stats.observe(iter_tasks(conn, r, progress))
@@ -171,6 +177,7 @@ def finish_snapshot(session: Session, snapshot_id: int, export: Export, filename
     snap.filters = filters
     snap.row_count = export.stats.rows
     snap.sha256 = export.digest.hexdigest
+    snap.judgment_id_ranges = id_ranges(export.stats.judgment_ids)
     snap.card = render_card(
         snapshot_id=snap.id,
         shape=snap.shape,

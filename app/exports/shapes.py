@@ -3,7 +3,9 @@
 - trl: one row per ordered pair from the majority vote of a task's judgments
   ({prompt, chosen, rejected} explicit-prompt rows; conversational message lists when any
   selected prompt is chat-shaped, so every row has the same type). Tied majorities give no row.
-- raw: one row per judgment, every field a labeler gave, with pseudonymous labeler ids.
+- raw: one row per judgment, every field a labeler gave, with pseudonymous labeler ids; gold
+  tasks and excluded labelers' judgments are included and marked (`gold`, `excluded`). The
+  training shapes (trl, rankings) never contain them.
 - rankings: one row per task with all its K-wise rankings.
 """
 
@@ -128,6 +130,8 @@ RAW_SCHEMA = pa.schema(
         ("shown_order", pa.list_(pa.int64())),
         ("time_spent_ms", pa.int64()),
         ("created_at", TIMESTAMP),
+        ("gold", pa.bool_()),
+        ("excluded", pa.bool_()),
     ]
 )
 
@@ -159,6 +163,8 @@ def raw_rows(tasks: Iterable[TaskData], min_agreement: float) -> Iterator[Row]:
                 "shown_order": j.shown_order,
                 "time_spent_ms": j.time_spent_ms,
                 "created_at": j.created_at,
+                "gold": t.gold,
+                "excluded": j.excluded,
             }
 
 

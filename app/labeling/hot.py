@@ -7,6 +7,7 @@ the statement, and a mismatch re-authenticates once the normal way before runnin
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,13 @@ from app.ops.errors import MAX_DB_ID
 
 BUSY_RETRIES = 8  # eligible tasks exist but were locked or changed under this statement
 JSON = "application/json"
+_rng = random.Random()
+
+
+def draw_gold() -> bool:
+    """Whether this request offers a gold task first (true at PREFLOOP_GOLD_RATE)."""
+    rate = get_settings().gold_rate
+    return rate > 0 and _rng.random() < rate
 
 
 def store_of(app: FastAPI) -> Store:
@@ -95,7 +103,9 @@ async def _next(request: Request, principal: Principal) -> tuple[Principal, Next
     for attempt in range(BUSY_RETRIES + 1):
         now = utcnow()
         try:
-            result = await store.next(principal.user_id, principal.auth_version, now, now + lease)
+            result = await store.next(
+                principal.user_id, principal.auth_version, now, now + lease, draw_gold()
+            )
         except Unavailable as e:
             raise _unavailable(e) from None
         if not result.auth_ok:
@@ -150,7 +160,13 @@ async def submit(
         now = utcnow()
         try:
             result = await store.submit(
-                principal.user_id, principal.auth_version, params, now, now + lease, want_next
+                principal.user_id,
+                principal.auth_version,
+                params,
+                now,
+                now + lease,
+                want_next,
+                draw_gold(),
             )
         except Unavailable as e:
             raise _unavailable(e) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -22,4 +24,12 @@ async def label(request: Request, session: SessionDep, principal: Labeler) -> Re
         "flags": settings.flags,
     }
     g = await guidelines.get(session)
-    return render(request, "labeling/label.html", config=config, guidelines=g)
+    from app.quality import service as quality
+
+    def own_gold(s: Any) -> tuple[int, int] | None:
+        if not quality.show_gold_accuracy(s):
+            return None
+        return quality.own_gold_accuracy(s, principal.user_id)
+
+    gold = await session.run_sync(own_gold)
+    return render(request, "labeling/label.html", config=config, guidelines=g, gold=gold)

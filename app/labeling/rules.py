@@ -44,9 +44,31 @@ HELD: list[str] = [
     "a.user_id = :uid",
     "a.status = 'active'",
     "a.expires_at > :now",
-    "t.status = 'open'",
+    "t.status IN ('open', 'gold')",
 ]
 HELD_ORDER_BY = "a.leased_at"
+
+
+# --- labeler quality (app.quality): pause and gold tasks ---------------------------------------
+
+# a paused labeler is offered no new task (one uncorrelated lookup per statement)
+NOT_PAUSED = """NOT EXISTS (
+        SELECT 1 FROM labeler_states ls WHERE ls.user_id = :uid AND ls.paused)"""
+ELIGIBLE.append(NOT_PAUSED)
+
+# A request draws gold (:gold, true at PREFLOOP_GOLD_RATE) and then gets a gold task first if one
+# is left for the labeler, else the open queue as usual. Gold tasks have status 'gold' (the open
+# queue and its index never see them), take any number of labelers, and are never offered twice
+# to one labeler (any assignment, even an expired lease, counts as "seen").
+GOLD_ELIGIBLE: list[str] = [
+    "t.status = 'gold'",
+    """NOT EXISTS (SELECT 1 FROM assignments d WHERE d.task_id = t.id AND d.user_id = :uid)""",
+    NOT_PAUSED,
+]
+GOLD_ORDER_BY = "t.id"
+
+# an update of the task row counts a judgment toward required_judgments only off gold tasks
+COUNTS = "status <> 'gold'"
 
 
 def where(predicates: list[str]) -> str:

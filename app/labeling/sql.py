@@ -26,7 +26,16 @@ from __future__ import annotations
 
 import re
 
-from app.labeling.rules import ELIGIBLE, HELD, HELD_ORDER_BY, order_by, where
+from app.labeling.rules import (
+    COUNTS,
+    ELIGIBLE,
+    GOLD_ELIGIBLE,
+    GOLD_ORDER_BY,
+    HELD,
+    HELD_ORDER_BY,
+    order_by,
+    where,
+)
 
 AUTH = "SELECT 1 FROM users WHERE id = :uid AND auth_version = :av AND active"
 
@@ -67,20 +76,30 @@ held AS (
   WHERE {gate} AND {where(HELD)}{exclude.replace("t.id", "a.task_id")}
   ORDER BY {HELD_ORDER_BY} LIMIT 1
 ),
+gold_pick AS (
+  -- gold needs no lock: it never fills up, and a labeler's lease on it is theirs alone
+  SELECT t.id FROM comparison_tasks t
+  WHERE {gate} AND :gold AND NOT EXISTS (SELECT 1 FROM held)
+    AND {where(GOLD_ELIGIBLE)}{exclude}
+  ORDER BY {GOLD_ORDER_BY} LIMIT 1
+),
 pick AS (
   SELECT t.id FROM comparison_tasks t
-  WHERE {gate} AND NOT EXISTS (SELECT 1 FROM held)
+  WHERE {gate} AND NOT EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM gold_pick)
     AND {where(eligible)}{exclude}{fresh}
   ORDER BY {order_by()} LIMIT 1
   FOR UPDATE OF t SKIP LOCKED
 ),
+picked AS (
+  SELECT id FROM gold_pick UNION ALL SELECT id FROM pick
+),
 shuffled AS (
   SELECT jsonb_agg(tc.completion_id ORDER BY random()) AS shown_order
-  FROM task_candidates tc WHERE tc.task_id = (SELECT id FROM pick)
+  FROM task_candidates tc WHERE tc.task_id = (SELECT id FROM picked)
 ),
 lease AS (
   INSERT INTO assignments (task_id, user_id, shown_order, status, leased_at, expires_at)
-  SELECT p.id, :uid, s.shown_order, 'active', :now, :expires FROM pick p, shuffled s
+  SELECT p.id, :uid, s.shown_order, 'active', :now, :expires FROM picked p, shuffled s
   ON CONFLICT (task_id, user_id) DO UPDATE SET shown_order = excluded.shown_order,
     status = 'active', leased_at = excluded.leased_at, expires_at = excluded.expires_at
   RETURNING task_id, shown_order, expires_at
@@ -118,7 +137,7 @@ def _pg_busy(gate: str, exclude: str, eligible: list[str]) -> str:
 
 _PG_SUBMIT = f"""
 task AS (
-  SELECT t.id, t.required_judgments, t.judgment_count FROM comparison_tasks t
+  SELECT t.id, t.required_judgments, t.judgment_count, t.status FROM comparison_tasks t
   WHERE t.id = :tid AND EXISTS (SELECT 1 FROM auth)
   FOR UPDATE
 ),
@@ -141,7 +160,7 @@ verdict AS (
     WHEN :positions IS NULL AND :flat <> ARRAY(
       SELECT x::int FROM jsonb_array_elements_text((SELECT shown_order FROM asg)) x ORDER BY 1)
       THEN 'bad_ranking'
-    WHEN (SELECT judgment_count >= required_judgments FROM task) THEN 'full'
+    WHEN (SELECT judgment_count >= required_judgments AND {COUNTS} FROM task) THEN 'full'
     ELSE 'ok' END AS code
 ),
 ranked AS (
@@ -164,7 +183,7 @@ ins AS (
 counted AS (
   UPDATE comparison_tasks t SET judgment_count = t.judgment_count + 1,
     status = CASE WHEN t.judgment_count + 1 >= t.required_judgments THEN 'complete' ELSE 'open' END
-  WHERE t.id = :tid AND EXISTS (SELECT 1 FROM ins)
+  WHERE t.id = :tid AND {COUNTS} AND EXISTS (SELECT 1 FROM ins)
 ),
 closed AS (
   UPDATE assignments SET status = 'submitted'
@@ -210,6 +229,9 @@ SQLITE_HELD = f"""SELECT a.task_id, a.shown_order, a.expires_at
 FROM assignments a JOIN comparison_tasks t ON t.id = a.task_id
 WHERE {where(HELD)} AND a.task_id IS NOT :tid
 ORDER BY {HELD_ORDER_BY} LIMIT 1"""
+SQLITE_GOLD_PICK = f"""SELECT t.id FROM comparison_tasks t
+WHERE {where(GOLD_ELIGIBLE)} AND t.id IS NOT :tid
+ORDER BY {GOLD_ORDER_BY} LIMIT 1"""
 SQLITE_PICK = f"""SELECT t.id FROM comparison_tasks t
 WHERE {where(ELIGIBLE)} AND t.id IS NOT :tid
 ORDER BY {order_by()} LIMIT 1"""
@@ -224,16 +246,17 @@ SQLITE_OFFER = """SELECT t.required_judgments, t.tags,
 FROM comparison_tasks t JOIN prompts p ON p.id = t.prompt_id WHERE t.id = :task"""
 SQLITE_TEXTS = """SELECT co.id, co.text FROM task_candidates tc
 JOIN completions co ON co.id = tc.completion_id WHERE tc.task_id = :task"""
-SQLITE_TASK = "SELECT required_judgments, judgment_count FROM comparison_tasks WHERE id = :tid"
+SQLITE_TASK = f"""SELECT required_judgments, judgment_count, {COUNTS}
+FROM comparison_tasks WHERE id = :tid"""
 SQLITE_PREV = f"SELECT {JUDGMENT_COLS} FROM judgments WHERE task_id = :tid AND user_id = :uid"
 SQLITE_ASG = "SELECT shown_order, status FROM assignments WHERE task_id = :tid AND user_id = :uid"
 SQLITE_INSERT = f"""INSERT INTO judgments (task_id, user_id, ranking, choice, ratings, flags,
   rationale, time_spent_ms, shown_order, created_at)
 VALUES (:tid, :uid, :ranking, :choice, :ratings, :flags, :rationale, :spent, :order, :now)
 RETURNING {JUDGMENT_COLS}"""
-SQLITE_COUNT = """UPDATE comparison_tasks SET judgment_count = judgment_count + 1,
+SQLITE_COUNT = f"""UPDATE comparison_tasks SET judgment_count = judgment_count + 1,
   status = CASE WHEN judgment_count + 1 >= required_judgments THEN 'complete' ELSE 'open' END
-WHERE id = :tid"""
+WHERE id = :tid AND {COUNTS}"""
 SQLITE_CLOSE = "UPDATE assignments SET status = 'submitted' WHERE task_id = :tid AND user_id = :uid"
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
@@ -253,6 +276,7 @@ PG_TYPES = {
     "flags": "jsonb",
     "rationale": "text",
     "spent": "int",
+    "gold": "boolean",
 }
 
 

@@ -113,8 +113,11 @@ class PgStore:
         assert row is not None
         return row
 
-    async def next(self, uid: int, av: int, now: datetime, expires: datetime) -> NextResult:
-        row = await self._one("next", {"uid": uid, "av": av, "now": now, "expires": expires})
+    async def next(
+        self, uid: int, av: int, now: datetime, expires: datetime, gold: bool = False
+    ) -> NextResult:
+        params = {"uid": uid, "av": av, "now": now, "expires": expires, "gold": gold}
+        row = await self._one("next", params)
         return NextResult(bool(row[0]), row[1:8] if row[1] is not None else None, bool(row[8]))
 
     async def submit(
@@ -125,8 +128,10 @@ class PgStore:
         now: datetime,
         expires: datetime,
         want_next: bool,
+        gold: bool = False,
     ) -> SubmitResult:
         params = {
+            "gold": gold,
             "uid": uid,
             "av": av,
             "tid": p.task_id,
@@ -205,8 +210,10 @@ class SqliteStore:
             raise
         return result
 
-    async def next(self, uid: int, av: int, now: datetime, expires: datetime) -> NextResult:
-        return await self._run(_sqlite_next, uid, av, now, expires, None, True)
+    async def next(
+        self, uid: int, av: int, now: datetime, expires: datetime, gold: bool = False
+    ) -> NextResult:
+        return await self._run(_sqlite_next, uid, av, now, expires, None, True, gold)
 
     async def submit(
         self,
@@ -216,8 +223,9 @@ class SqliteStore:
         now: datetime,
         expires: datetime,
         want_next: bool,
+        gold: bool = False,
     ) -> SubmitResult:
-        return await self._run(_sqlite_submit, uid, av, p, now, expires, want_next)
+        return await self._run(_sqlite_submit, uid, av, p, now, expires, want_next, gold)
 
 
 def _sqlite_next(
@@ -228,6 +236,7 @@ def _sqlite_next(
     expires: datetime,
     exclude: int | None,
     check_auth: bool,
+    gold: bool = False,
 ) -> NextResult:
     params = {"uid": uid, "av": av, "now": _sqlite_time(now), "tid": exclude}
     if check_auth and conn.execute(sql.SQLITE_AUTH, params).fetchone() is None:
@@ -237,7 +246,9 @@ def _sqlite_next(
         task_id, order_json, expires_at = held
         order = orjson.loads(order_json)
     else:
-        pick = conn.execute(sql.SQLITE_PICK, params).fetchone()
+        pick = conn.execute(sql.SQLITE_GOLD_PICK, params).fetchone() if gold else None
+        if pick is None:
+            pick = conn.execute(sql.SQLITE_PICK, params).fetchone()
         if pick is None:
             return NextResult(True, None, False)
         task_id = pick[0]
@@ -264,6 +275,7 @@ def _sqlite_submit(
     now: datetime,
     expires: datetime,
     want_next: bool,
+    gold: bool = False,
 ) -> SubmitResult:
     params = {"uid": uid, "av": av, "tid": p.task_id}
     if conn.execute(sql.SQLITE_AUTH, params).fetchone() is None:
@@ -271,7 +283,7 @@ def _sqlite_submit(
     task = conn.execute(sql.SQLITE_TASK, params).fetchone()
     if task is None:
         return SubmitResult("not_found", None, None, None, None)
-    required, count = task
+    required, count, counts = task
     verdict, stored, order_json = "ok", None, None
     prev = conn.execute(sql.SQLITE_PREV, params).fetchone()
     asg = conn.execute(sql.SQLITE_ASG, params).fetchone()
@@ -289,7 +301,7 @@ def _sqlite_submit(
             verdict = "choice_k"
         elif p.positions is None and p.flat != sorted(order):
             verdict = "bad_ranking"
-        elif count >= required:
+        elif counts and count >= required:
             verdict = "full"
         else:
             ranking: str | None
@@ -310,7 +322,7 @@ def _sqlite_submit(
             conn.execute(sql.SQLITE_CLOSE, params)
     nxt = None
     if want_next and verdict in sql.MOVE_ON:
-        nxt = _sqlite_next(conn, uid, av, now, expires, p.task_id, False)
+        nxt = _sqlite_next(conn, uid, av, now, expires, p.task_id, False, gold)
     elif want_next:
         nxt = NextResult(True, None, False)
     return SubmitResult(verdict, stored, order_json, required, nxt)

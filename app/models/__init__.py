@@ -9,6 +9,7 @@ from app.models.base import Base, utcnow
 from app.models.completion import Completion
 from app.models.dataset_snapshot import DatasetSnapshot
 from app.models.judgment import Judgment
+from app.models.labeler import LabelerExclusion, LabelerState
 from app.models.login_throttle import LoginThrottle
 from app.models.model_version import ModelKind, ModelStatus, ModelVersion
 from app.models.prompt import Prompt
@@ -38,6 +39,8 @@ __all__ = [
     "DatasetSnapshot",
     "DeliveryStatus",
     "Judgment",
+    "LabelerExclusion",
+    "LabelerState",
     "LoginThrottle",
     "ModelKind",
     "ModelStatus",

@@ -23,3 +23,6 @@ class DatasetSnapshot(Base):
     card: Mapped[str | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the judgments the export held, as [first, last] id ranges (null on snapshots made before
+    # lineage was recorded: app.quality.lineage infers those from filters and time)
+    judgment_id_ranges: Mapped[list[Any] | None]

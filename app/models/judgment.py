@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -20,6 +20,7 @@ class Judgment(Base):
     __table_args__ = (
         UniqueConstraint("task_id", "user_id"),
         UniqueConstraint("task_id", "source", "external_id"),
+        Index("ix_judgments_user_id_id", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,3 +38,5 @@ class Judgment(Base):
     time_spent_ms: Mapped[int | None]
     shown_order: Mapped[list[Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # set by "exclude labeler": kept and exported raw, left out of training and trl exports
+    excluded: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -13,6 +13,8 @@ from app.models.base import Base, utcnow
 class TaskStatus(enum.StrEnum):
     open = "open"
     complete = "complete"
+    # a gold task: never leaves the queue, never counts toward required judgments (app.quality)
+    gold = "gold"
 
 
 class ComparisonTask(Base):
@@ -42,6 +44,8 @@ class ComparisonTask(Base):
         Enum(TaskStatus, native_enum=False, length=20), default=TaskStatus.open
     )
     tags: Mapped[list[Any]] = mapped_column(default=list)
+    # gold: {"accept": [ranking, ...]} in completion ids; set exactly when status is "gold"
+    gold: Mapped[dict[str, Any] | None]
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # why these candidates were chosen: random | uncertainty | explore | battle | import, and the
     # reward gap of the kept candidates (uncertainty/explore); priority orders the queue within

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.ops.errors import INT32_MAX, PlainText
+from app.quality.gold import GoldIn, accepted
 
 ROLES = ("system", "user", "assistant")
 
@@ -49,6 +50,7 @@ class PromptLine(BaseModel):
 class ComparisonLine(PromptLine):
     completions: list[PlainText | CompletionIn]
     required_judgments: int | None = Field(None, ge=1, le=100)
+    gold: GoldIn | None = Field(None, description="makes the task gold (see app.quality.gold)")
 
     @field_validator("completions")
     @classmethod
@@ -73,6 +75,7 @@ class Record:
     tags: list[str]
     completions: list[tuple[str, str | None]] = field(default_factory=list)
     required_judgments: int | None = None
+    gold: GoldIn | None = None
 
 
 class FileErrors(ValueError):
@@ -116,6 +119,9 @@ def _to_record(line: int, obj: Any, kind: str) -> Record:
             (c, None) if isinstance(c, str) else (c.text, c.source) for c in parsed.completions
         ]
         rec.required_judgments = parsed.required_judgments
+        if parsed.gold is not None:
+            accepted(parsed.gold, list(range(len(rec.completions))))  # fits K, else the line fails
+            rec.gold = parsed.gold
     return rec
 
 

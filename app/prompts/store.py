@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import ComparisonTask, Completion, Prompt, TaskCandidate
+from app.models import ComparisonTask, Completion, Prompt, TaskCandidate, TaskStatus
 from app.prompts.parsing import Record
 
 CHUNK = 500
@@ -156,6 +156,7 @@ def import_comparisons(
         candidates[key] = cids
     session.add_all(created.values())
     session.flush()
+    gold = [(key, cids, r.gold) for key, _, cids, r in per_record if r.gold is not None]
     session.add_all(
         TaskCandidate(task_id=t.id, position=i, completion_id=cid)
         for key, t in created.items()
@@ -164,4 +165,14 @@ def import_comparisons(
     session.flush()
     summary.tasks_created = len(created)
     existing.update({k: t.id for k, t in created.items()})
+    if gold:  # "gold": on a line makes its task (new or already there) a gold task
+        from app.quality.gold import accepted
+
+        for key, cids, answer in gold:
+            session.execute(
+                update(ComparisonTask)
+                .where(ComparisonTask.id == existing[key])
+                .values(gold=accepted(answer, cids), status=TaskStatus.gold)
+            )
+        session.flush()
     return summary, [existing[k] for k, *_ in per_record]

@@ -35,7 +35,7 @@ def _conn() -> psycopg.Connection:
 
 def _params(uid: int) -> dict[str, Any]:
     now = utcnow()
-    return {"uid": uid, "av": 0, "now": now, "expires": now + timedelta(minutes=10)}
+    return {"uid": uid, "av": 0, "now": now, "expires": now + timedelta(minutes=10), "gold": False}
 
 
 def _race(fresh_check: bool) -> tuple[Any, Any]:

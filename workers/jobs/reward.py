@@ -41,7 +41,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     with ctx.session() as session:
         policy = policy_version(session, cfg.policy_version_id)
         base = (policy.id, policy.version, policy.path)
-        data = reward_rows(session, min_agreement, eval_fraction, max_id)
+        data = reward_rows(session, min_agreement, eval_fraction, max_id, weighting=cfg.weighting)
     st = data.stats
     ctx.log(
         f"{st['judgments']} judgments -> {st['pairs_train']} train / {st['pairs_eval']} eval pairs "

@@ -1,0 +1,88 @@
+"""Exclude and retrain, end to end through a real worker and TRL on a tiny model: the new reward
+version's recorded judgment ids hold none of the excluded labeler's (run on PostgreSQL in CI),
+the policy run is queued after it, and lineage lists what used the labeler before."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from app.cli import _discover, root
+from app.db import session_scope
+from app.models import Judgment, ModelVersion, Run, RunKind, RunStatus
+from app.quality import lineage
+from tests.factories import make_user
+from tests.training.conftest import run_job
+from tests.training.synth import seed_polite_preferences
+from workers.jobs.training import expand_ranges
+from workers.runner import Worker
+
+_discover()
+
+FAST_RM = {"learning_rate": 2e-3, "num_train_epochs": 1, "batch_size": 8, "max_length": 128}
+
+
+def _give_to(name: str, every: int) -> list[int]:
+    """Hand every `every`-th seeded judgment to labeler `name`; returns their ids."""
+    make_user(name)
+    with session_scope() as s:
+        from app.models import User
+
+        uid = s.scalar(select(User.id).where(User.name == name))
+        js = list(s.scalars(select(Judgment).order_by(Judgment.id)))[::every]
+        for j in js:
+            j.user_id, j.source, j.external_id = uid, None, None
+        return [j.id for j in js]
+
+
+def test_exclude_and_retrain_trains_without_the_labeler(active_tiny_policy):
+    from app.config import get_settings
+
+    seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=2)
+    mallory = _give_to("mallory", 3)
+    before = run_job(RunKind.reward, FAST_RM)
+    assert before.status == RunStatus.succeeded, before.error
+    runner = CliRunner()
+    r = runner.invoke(root, ["labelers", "exclude", "mallory", "--retrain"])
+    assert r.exit_code == 0, r.output
+    assert f"excluded {len(mallory)} judgments" in r.output
+    assert runner.invoke(root, ["labelers", "exclude", "mallory"]).exit_code == 1  # already
+    assert runner.invoke(root, ["labelers", "exclude", "nobody"]).exit_code == 1
+    with session_scope() as s:
+        run = s.scalar(select(Run).where(Run.kind == RunKind.reward).order_by(Run.id.desc()))
+        assert run.params["then_policy"] is True
+        run.params = {**run.params, **FAST_RM}
+    settings = get_settings().model_copy(update={"ppo_after_reward": False})
+    worker = Worker(worker_id="test-worker", settings=settings, fill_queue=False)
+    assert worker.tick()
+    with session_scope() as s:
+        done = s.get(Run, run.id)
+        assert done.status == RunStatus.succeeded, (done.error, done.log_tail)
+        new = s.get(ModelVersion, done.metrics["reward_version_id"])
+        old = s.get(ModelVersion, before.metrics["reward_version_id"])
+        used = set(expand_ranges(new.metrics["judgment_id_ranges"]))
+        assert used and not used & set(mallory)
+        assert set(mallory) <= set(expand_ranges(old.metrics["judgment_id_ranges"]))
+        from app.models import User
+
+        uid = s.scalar(select(User.id).where(User.name == "mallory"))
+        lin = lineage.of_labeler(s, uid, "mallory")
+        assert [u.id for u in lin.rewards] == [old.id]  # the new version never used mallory
+    # the policy run the exclusion asked for follows its reward run (PPO_AFTER_REWARD is off)
+    from workers.scheduler import tick
+
+    with session_scope() as s:
+        queued = tick(s, settings)
+    with session_scope() as s:
+        ppo = [s.get(Run, i) for i in queued]
+        assert [p.kind for p in ppo] == [RunKind.policy]
+        assert ppo[0].params["reward_version_id"] == new.id
+    r = runner.invoke(root, ["labelers", "include", "mallory"])
+    assert r.exit_code == 0 and "undone" in r.output
+    from app.models import AuditEvent
+
+    with session_scope() as s:
+        events = [(e.action, e.actor_name) for e in s.scalars(select(AuditEvent))
+                  if e.action.startswith("labeler.")]  # fmt: skip
+    assert [a for a, _ in events] == ["labeler.exclude", "labeler.include"]
+    assert all(who.startswith("cli") for _, who in events)
