@@ -41,12 +41,13 @@ def _base_type(annotation: Any) -> tuple[type, tuple[str, ...]]:
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
-    lo = hi = None
+    lo: float | None = None
+    hi: float | None = None
     for m in info.metadata:
-        if isinstance(m, (at.Ge, at.Gt)):
-            lo = getattr(m, "ge", None) if isinstance(m, at.Ge) else m.gt
-        if isinstance(m, (at.Le, at.Lt)):
-            hi = getattr(m, "le", None) if isinstance(m, at.Le) else m.lt
+        if isinstance(m, at.Ge | at.Gt):
+            lo = float(m.ge if isinstance(m, at.Ge) else m.gt)  # type: ignore[arg-type]  # numeric bounds only
+        if isinstance(m, at.Le | at.Lt):
+            hi = float(m.le if isinstance(m, at.Le) else m.lt)  # type: ignore[arg-type]  # numeric bounds only
     return lo, hi
 
 

@@ -8,6 +8,7 @@ the reference against its bound; for DPO also the held-out preference accuracy b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 W, H, L, R, T, B = 300, 200, 44, 12, 18, 26
@@ -17,15 +18,15 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def _scale(lo: float, hi: float, a: float, b: float):  # type: ignore[no-untyped-def]
+def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
     if hi <= lo:
         lo, hi = lo - 1, hi + 1
     return lambda v: a + (v - lo) / (hi - lo) * (b - a)
 
 
 def _scatter(per_prompt: list[Any]) -> dict[str, Any] | None:
-    pts = [(_num(p[0]), _num(p[1])) for p in per_prompt if isinstance(p, list) and len(p) == 2]
-    pts = [(b, a) for b, a in pts if b is not None and a is not None]
+    raw = [(_num(p[0]), _num(p[1])) for p in per_prompt if isinstance(p, list) and len(p) == 2]
+    pts = [(b, a) for b, a in raw if b is not None and a is not None]
     if not pts:
         return None
     lo = min(min(b, a) for b, a in pts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -32,7 +32,8 @@ async def audit_page(
     try:
         filters = service.Filters.parse(actor, action, since, until)
     except service.FilterError as e:
-        context = {"events": [], "form": form, "query": {}, "older": None, "nav": "audit"}
+        context: dict[str, Any] = {"events": [], "form": form, "query": {}, "older": None}
+        context["nav"] = "audit"
         return render(
             request, "admin/audit.html", 422, actions=service.ACTIONS, error=str(e), **context
         )

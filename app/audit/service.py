@@ -59,8 +59,11 @@ COLUMNS = ("id", "at", "actor_id", "actor", "action", "target", "details", "ip")
 
 
 class _Who(Protocol):
-    user_id: int
-    name: str
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 Actor = _Who | str | None
@@ -181,7 +184,7 @@ def _midnight(d: date) -> datetime:
     return datetime.combine(d, time(0)).replace(tzinfo=utcnow().tzinfo)
 
 
-def _select(f: Filters) -> Select[tuple[AuditEvent]]:
+def _select(f: Filters) -> Select[AuditEvent]:
     q = select(AuditEvent)
     if f.actor:
         q = q.where(AuditEvent.actor_name == f.actor)

@@ -225,7 +225,8 @@ def export_to_file(
     check(shape, fmt, filters)
     with session_scope() as session:
         snap = start_snapshot(session, shape, fmt, filters, user_id)
-        details = {"shape": shape, "format": fmt, "filters": snap.filters, "file": str(path)}
+        details: dict[str, Any] = {"shape": shape, "format": fmt, "filters": snap.filters}
+        details["file"] = str(path)
         if user_id is not None:
             details["recorded_as_user_id"] = user_id
         record(session, actor, "export.preferences", f"snapshot {snap.id}", details)

@@ -66,7 +66,8 @@ def module(algorithm: str) -> Any:
 
 def train(config: Any, data: PolicyData, callbacks: Callbacks) -> TrainResult:
     """Train with ``config.algorithm``'s module."""
-    return module(config.algorithm).train(config, data, callbacks)  # type: ignore[no-any-return]
+    result: TrainResult = module(config.algorithm).train(config, data, callbacks)
+    return result
 
 
 def curve_rows(history: list[dict[str, Any]], keys: dict[str, str], marker: str) -> list[dict]:

@@ -75,7 +75,7 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)
-        n_train = len(trainer.train_dataset)
+        n_train = len(trainer.train_dataset)  # type: ignore[arg-type]  # a map-style Dataset here
         if n_train == 0:
             raise ValueError(f"all {len(rows)} training pairs have a prompt over max_length")
         result = trainer.train()

@@ -62,8 +62,8 @@ def parse_params(params: dict[str, Any] | None, default: str = "ppo") -> Any:
 
 def eval_sampling(cfg: Any) -> tuple[int, float]:
     """(max new tokens, temperature) of the gate's held-out samples: as in training unless set."""
-    tokens = getattr(cfg, "response_length", None) or getattr(cfg, "max_completion_length", 64)
-    temperature = getattr(cfg, "temperature", 0.7)
+    tokens = int(getattr(cfg, "response_length", 0) or getattr(cfg, "max_completion_length", 64))
+    temperature = float(getattr(cfg, "temperature", 0.7))
     return (
         cfg.eval_max_new_tokens if cfg.eval_max_new_tokens is not None else tokens,
         cfg.eval_temperature if cfg.eval_temperature is not None else temperature,

@@ -30,4 +30,5 @@ def job_for(kind: RunKind | str) -> JobFn:
     module = JOBS.get(RunKind(kind))
     if module is None:
         raise LookupError(f"no job registered for run kind {kind!r}")
-    return importlib.import_module(module).run  # type: ignore[no-any-return]
+    job: JobFn = importlib.import_module(module).run
+    return job

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.models import ModelKind, ModelStatus
+from app.models import ModelKind, ModelStatus, ModelVersion
 from app.models_registry import service as registry
 from workers.context import JobContext
 from workers.datasets import ppo_prompts, reward_rows
@@ -63,6 +63,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     with ctx.session() as session:
         policy = policy_version(session, cfg.policy_version_id)
         start = (policy.id, policy.version, policy.path, policy.base_model or policy.path)
+        rmv: ModelVersion | None
         if algo in ONLINE or cfg.reward_version_id not in (None, ""):
             rmv = reward_version(session, cfg.reward_version_id)
         else:
@@ -126,7 +127,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         place=place,
     )
     progress = CurveProgress(ctx, keys)
-    if launch is not None:
+    if launch is not None and place is not None:
         ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
         ctx.log(f"{place.device}, {place.dtype}, {launch.processes} process(es)")
     if launch is not None and not launch.in_process:
