@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-insecure-secret-change-me"
+# published in earlier versions as the fallback signing key: refused everywhere
+PUBLIC_SECRETS = frozenset({"dev-insecure-secret-change-me", "change-me", "secret"})
 
 
 class Settings(BaseSettings):
@@ -17,7 +18,9 @@ class Settings(BaseSettings):
     env: str = Field("development", description="development | production | test")
     data_dir: Path = Path("./data")
     database_url: str = ""
-    secret_key: str = ""
+    secret_key: str = Field(
+        "", description="session signing key; empty: generated once into DATA_DIR/secret_key"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -70,16 +73,22 @@ class Settings(BaseSettings):
     stale_after_seconds: float = 60.0
     max_attempts: int = 2
 
+    # --- security (issue 11): keys, sessions, login throttling, headers ---
+    pseudonym_key: str = Field(
+        "", description="key of labeler pseudonyms in exports; empty: DATA_DIR/pseudonym_key"
+    )
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'prefloop.db').resolve()}"
-        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
-            raise ValueError(
-                "PREFLOOP_SECRET_KEY must be set to a random value when PREFLOOP_ENV=production"
-            )
-        if not self.secret_key:
-            self.secret_key = DEV_SECRET
+        for name in ("secret_key", "pseudonym_key"):
+            value = getattr(self, name)
+            if value and (value in PUBLIC_SECRETS or len(value) < 32):
+                raise ValueError(
+                    f"PREFLOOP_{name.upper()} must be a random value of at least 32 characters "
+                    "(or unset: one is generated into the data directory)"
+                )
         return self
 
     @property

@@ -55,9 +55,33 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file readable by its owner only (SQLite gives its -wal and
+    -shm files the same mode); an existing file loses group/other access."""
+    import os
+    from pathlib import Path
+
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # never open an existing database file here: closing any descriptor of it drops every POSIX
+    # lock this process's SQLite connections hold on it
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(st.st_mode & 0o600)
+
+
 def make_sync_engine(url: str | None = None) -> Engine:
     url = sync_url(url or get_settings().database_url)
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine)
         return engine
@@ -67,6 +91,7 @@ def make_sync_engine(url: str | None = None) -> Engine:
 def make_async_engine(url: str | None = None) -> AsyncEngine:
     url = async_url(url or get_settings().database_url)
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine.sync_engine)
         return engine

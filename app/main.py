@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 import app as app_pkg
+from app.auth.keys import private_dir, secret_key
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
 from app.ops.errors import error_body
@@ -53,13 +54,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    private_dir(settings.data_dir)
     app = FastAPI(title="prefloop", version=app_pkg.__version__, lifespan=lifespan)
     app.state.engine = make_async_engine()
     app.state.sessionmaker = make_async_sessionmaker(app.state.engine)
     app.state.shutdown_hooks = []
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.secret_key,
+        secret_key=secret_key(settings),
         session_cookie="prefloop_session",
         max_age=settings.session_max_age_s,
         same_site="lax",

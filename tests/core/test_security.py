@@ -124,7 +124,7 @@ def test_csrf_required_for_form_posts_and_cookie_writes(client):
 
 def test_production_refuses_default_secret():
     with pytest.raises(ValueError, match="PREFLOOP_SECRET_KEY"):
-        Settings(env="production", secret_key="")
+        Settings(env="production", secret_key="dev-insecure-secret-change-me")
     assert Settings(env="production", secret_key="x" * 40).secret_key == "x" * 40
 
 
