@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_attempts: int = 2
 
     # --- security (issue 11): keys, sessions, login throttling, headers ---
+    session_idle_timeout_s: int = Field(
+        8 * 3600, ge=0, description="sign out a session unused this long; 0: never"
+    )
     pseudonym_key: str = Field(
         "", description="key of labeler pseudonyms in exports; empty: DATA_DIR/pseudonym_key"
     )

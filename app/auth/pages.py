@@ -8,9 +8,17 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from app.auth.deps import Principal, SessionDep, auth_cache, check_csrf, optional_principal, public
-from app.auth.security import new_csrf_token, verify_password
+from app.auth.deps import (
+    Principal,
+    SessionDep,
+    check_csrf,
+    optional_principal,
+    public,
+    start_session,
+)
+from app.auth.security import verify_password
 from app.models import Role, User
+from app.users import service as users
 from app.web import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
@@ -48,17 +56,20 @@ async def login(
         return render(
             request, "auth/login.html", status_code=401, error="Wrong name or password.", next=next
         )
-    request.session.clear()
-    request.session.update({"uid": user.id, "csrf": new_csrf_token()})
-    auth_cache.clear()
+    start_session(request, user)
     target = next if next.startswith("/") and not next.startswith("//") else HOME[Role(user.role)]
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout", response_model=None)
 async def logout(
-    request: Request, csrf_token: Annotated[str, Form(max_length=100)] = ""
+    request: Request, session: SessionDep, csrf_token: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
+    """End this user's sessions on the server (a copied cookie stops working too)."""
     check_csrf(request, csrf_token)
+    uid, gen = request.session.get("uid"), request.session.get("gen")
+    if isinstance(uid, int) and isinstance(gen, int):
+        await session.run_sync(users.logout, uid, gen)
     request.session.clear()
-    return RedirectResponse("/login", status_code=303)
+    # the login page clears work-in-progress drafts kept in this browser
+    return RedirectResponse("/login?logged_out=1", status_code=303)
