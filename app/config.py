@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     session_idle_timeout_s: int = Field(
         8 * 3600, ge=0, description="sign out a session unused this long; 0: never"
     )
+    login_free_failures: int = Field(
+        5, ge=1, description="failed logins per account before backoff"
+    )
+    login_free_failures_ip: int = Field(
+        20, ge=1, description="failed logins per client address before backoff"
+    )
+    login_backoff_base_s: float = Field(1.0, gt=0, description="first block; doubles per failure")
+    login_max_block_s: float = Field(900.0, gt=0, description="longest block")
+    login_window_s: float = Field(900.0, gt=0, description="failures older than this are forgotten")
     pseudonym_key: str = Field(
         "", description="key of labeler pseudonyms in exports; empty: DATA_DIR/pseudonym_key"
     )

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from app.audit import client_ip
+from app.auth import throttle
 from app.auth.deps import (
     Principal,
     SessionDep,
@@ -16,7 +18,7 @@ from app.auth.deps import (
     public,
     start_session,
 )
-from app.auth.security import verify_password
+from app.auth.security import DUMMY_HASH, verify_password_off_loop
 from app.models import Role, User
 from app.users import service as users
 from app.web import render
@@ -51,14 +53,35 @@ async def login(
     if "\x00" in name:  # no account has one, and PostgreSQL cannot even compare it
         error = "The name must not contain NUL characters."
         return render(request, "auth/login.html", status_code=422, error=error, next=next)
-    user = await session.scalar(select(User).where(User.name == name.strip()))
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    name = name.strip()
+    account, address = throttle.account_key(name), throttle.address_key(client_ip(request))
+    wait = await throttle.blocked_for(session, [account, address])
+    if wait:
+        return _throttled(request, wait, next)
+    user = await session.scalar(select(User).where(User.name == name))
+    # no transaction stays open while hashing (SQLite: no lock held across it)
+    await session.commit()
+    # unknown names cost the same as known ones (a dummy hash): timing tells nothing
+    stored = user.password_hash if user is not None else DUMMY_HASH
+    valid = await verify_password_off_loop(stored, password)
+    if user is None or not user.active or not valid:
+        wait = await throttle.failed(session, account, address)
+        if wait:
+            return _throttled(request, wait, next)
         return render(
             request, "auth/login.html", status_code=401, error="Wrong name or password.", next=next
         )
+    await throttle.succeeded(session, account)
     start_session(request, user)
     target = next if next.startswith("/") and not next.startswith("//") else HOME[Role(user.role)]
     return RedirectResponse(target, status_code=303)
+
+
+def _throttled(request: Request, wait: int, next: str) -> Response:
+    error = f"Too many failed logins. Try again in {wait} seconds."
+    response = render(request, "auth/login.html", status_code=429, error=error, next=next)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @router.post("/logout", response_model=None)
