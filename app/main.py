@@ -22,6 +22,7 @@ from app.auth.keys import private_dir, secret_key
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
 from app.ops.errors import error_body
+from app.ops.headers import SecurityHeadersMiddleware
 from app.ops.limits import BodyLimitMiddleware
 from app.web import ROOT
 
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
         large=settings.max_import_bytes,
         large_prefixes=LARGE_BODY_PREFIXES,
     )
+    app.add_middleware(SecurityHeadersMiddleware, production=settings.env == "production")
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for router in _routers():
         app.include_router(router)

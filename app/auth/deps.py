@@ -206,7 +206,12 @@ async def _resolve(request: Request, session: AsyncSession, verify: bool) -> Pri
 
 
 async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
-    return await _resolve(request, session, verify=True)
+    principal = await _resolve(request, session, verify=True)
+    # end the lookup's transaction: the route may read an upload or load a model next, and no
+    # request may hold a (SQLite: writer) lock across that
+    if session.in_transaction():
+        await session.commit()
+    return principal
 
 
 def require_role(*roles: Role):  # type: ignore[no-untyped-def]
