@@ -33,6 +33,8 @@ fuzz: install
 
 lint: install
 	$(BIN)/ruff check app workers ml migrations tests bench
+	$(BIN)/ruff format --check app workers ml migrations tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,6 +7,7 @@ import pkgutil
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -32,7 +33,7 @@ for _name, _help in [
     root.add_typer(GROUPS[_name], name=_name)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,55 @@ class Settings(BaseSettings):
     login_window_s: float = Field(900.0, gt=0, description="failures older than this are forgotten")
     pseudonym_key: str = Field(
         "", description="key of labeler pseudonyms in exports; empty: DATA_DIR/pseudonym_key"
+    )
+    # training at scale (issue 10): device, precision, processes; runs may override each
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$",
+        description="auto | cpu | cuda | cuda:N | mps (auto: CUDA, else MPS, else CPU)",
+    )
+    dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|float32|bfloat16|float16)$",
+        description="auto: bf16 on GPUs that support it, fp32 on CPU",
+    )
+    train_processes: int = Field(1, ge=1, le=64, description="ranks per training run")
+    accelerate_dir: Path | None = Field(
+        None, description="folder of accelerate config files runs may name; blank: none"
+    )
+    accelerate_config: str = Field(
+        "", description="default accelerate config (a file in ACCELERATE_DIR); blank: torchrun"
+    )
+    # --- observability and integrations (issue 15) ---
+    metrics_token: str = Field(
+        "", description="bearer token Prometheus sends to /metrics; unset: admins only"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="per delivery attempt")
+    webhook_retry_s: list[float] = Field(
+        [5, 300, 1800, 7200, 18000, 36000],
+        description="waits before each retry (Standard Webhooks schedule); then failed",
+    )
+    webhook_max_endpoints: int = Field(20, ge=1)
+    webhook_allow_private: bool = Field(
+        False, description="allow receivers on loopback/private/link-local addresses"
+    )
+    # --- uncertainty selection and the arena (issue 14) ---
+    selection: Literal["random", "uncertainty"] = Field(
+        "random", description="generate: keep the candidates the reward model is least sure about"
+    )
+    gen_pool: int = Field(4, ge=2, le=32, description="uncertainty: candidates sampled per prompt")
+    explore: float = Field(0.2, ge=0.0, le=1.0, description="uncertainty: share kept at random")
+    promote_by: Literal["reward", "arena", "both"] = Field(
+        "reward", description="who promotes a PPO policy: reward gate, human arena, or both"
+    )
+    arena_min_battles: int = Field(
+        50, ge=1, description="judged battles a candidate needs before the arena decides"
+    )
+    arena_max_battles: int = Field(
+        1000, ge=1, description="judged battles after which an undecided gate stops (kept ready)"
+    )
+    arena_open_battles: int = Field(
+        8, ge=1, description="battle tasks the worker keeps open per active campaign"
     )
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +19,14 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
+
+
+def is_postgres(bind: Session | AsyncSession | Connection | Engine) -> bool:
+    """Whether a session, connection or engine talks to PostgreSQL (else SQLite): the one
+    dialect check, for the few statements that differ between the two."""
+    if isinstance(bind, Session | AsyncSession):
+        return bind.get_bind().dialect.name == "postgresql"
+    return bind.dialect.name == "postgresql"
 
 
 def sync_url(url: str) -> str:

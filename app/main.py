@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +21,7 @@ import app as app_pkg
 from app.auth.keys import private_dir, secret_key
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
+from app.metrics.process import MetricsMiddleware
 from app.ops.errors import error_body
 from app.ops.headers import SecurityHeadersMiddleware
 from app.ops.limits import BodyLimitMiddleware
@@ -32,7 +33,7 @@ LARGE_BODY_PREFIXES = ("/api/v1/import", "/admin/import")
 API_PREFIXES = ("/api/", "/v1/")
 
 
-def _routers() -> list:  # type: ignore[type-arg]
+def _routers() -> list[APIRouter]:
     """Every `router` in app/<domain>/api.py and app/<domain>/pages.py, in a stable order."""
     found = []
     for info in sorted(pkgutil.iter_modules(app_pkg.__path__), key=lambda m: m.name):
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
         large_prefixes=LARGE_BODY_PREFIXES,
     )
     app.add_middleware(SecurityHeadersMiddleware, production=settings.env == "production")
+    app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for router in _routers():
         app.include_router(router)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .callbacks import Cancelled, ProgressCallback, ProgressFn, StopFn
+from .params import PPOParams
 
 Messages = list[dict[str, str]]
 
@@ -31,47 +31,8 @@ CURVE_KEYS = {
 }
 
 
-@dataclass
-class PPORunConfig:
-    """Hyper-parameters of one PPO run (mapped onto ``trl.experimental.ppo.PPOConfig``)."""
-
-    learning_rate: float = field(default=3e-6, metadata={"help": "AdamW learning rate."})
-    num_ppo_steps: int = field(
-        default=32, metadata={"help": "PPO updates; each samples one rollout batch of prompts."}
-    )
-    per_device_train_batch_size: int = field(
-        default=8, metadata={"help": "Micro-batch size for PPO gradient steps."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Rollout batch = per_device_train_batch_size x this."}
-    )
-    num_mini_batches: int = field(
-        default=1, metadata={"help": "Mini-batches each rollout batch is split into."}
-    )
-    num_ppo_epochs: int = field(default=4, metadata={"help": "Epochs over each rollout batch."})
-    kl_coef: float = field(default=0.05, metadata={"help": "Per-token KL penalty coefficient."})
-    kl_estimator: str = field(default="k1", metadata={"help": "KL estimator: 'k1' or 'k3'."})
-    cliprange: float = field(default=0.2, metadata={"help": "Policy ratio clip range."})
-    vf_coef: float = field(default=0.1, metadata={"help": "Value loss coefficient."})
-    response_length: int = field(default=64, metadata={"help": "Max new tokens per rollout."})
-    temperature: float = field(default=0.7, metadata={"help": "Rollout sampling temperature."})
-    missing_eos_penalty: float | None = field(
-        default=None, metadata={"help": "Score penalty for responses that never emit EOS."}
-    )
-    max_prompt_length: int = field(
-        default=1024, metadata={"help": "Prompts longer than this (tokens) are left-truncated."}
-    )
-    eval_samples_per_prompt: int = field(
-        default=4, metadata={"help": "Held-out samples per prompt for the reward/KL estimate."}
-    )
-    eval_temperature: float | None = field(
-        default=None,
-        metadata={"help": "Held-out sampling temperature (None: rollout's; 0: greedy)."},
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for memory (off: small CPU models)."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling, value head."})
+#: the PPO run's hyper-parameters are its run-parameter model (one definition)
+PPORunConfig = PPOParams
 
 
 def _trl_ppo() -> Any:

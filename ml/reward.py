@@ -6,46 +6,21 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .callbacks import Cancelled, ProgressCallback, ProgressFn, StopFn
+from .device import Placement
+from .pairs import tokenize_pairs
+from .params import RewardParams
 
 CURVE_KEYS = ("loss", "accuracy", "margin", "mean_reward", "learning_rate", "grad_norm", "epoch")
 
 
-@dataclass
-class RewardRunConfig:
-    """Hyper-parameters of one reward-model run (mapped onto ``trl.RewardConfig``)."""
-
-    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the pairs."})
-    per_device_train_batch_size: int = field(
-        default=8, metadata={"help": "Preference pairs per optimisation step."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Micro-batches accumulated per optimiser step."}
-    )
-    per_device_eval_batch_size: int = field(
-        default=16, metadata={"help": "Pairs per forward pass when evaluating."}
-    )
-    max_length: int | None = field(
-        default=2048,
-        metadata={"help": "Max tokens of prompt+reply; longer pairs are dropped (and counted)."},
-    )
-    warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    center_rewards_coefficient: float | None = field(
-        default=None, metadata={"help": "Penalty pushing mean reward to 0 (TRL option)."}
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for memory (off: small CPU models)."}
-    )
-    logging_steps: int = field(default=1, metadata={"help": "Log (and report) every N steps."})
-    seed: int = field(default=0, metadata={"help": "Seed for head init, shuffling, dropout."})
+#: the reward run's hyper-parameters are its run-parameter model (one definition)
+RewardRunConfig = RewardParams
 
 
 @contextmanager
@@ -62,31 +37,25 @@ def quiet_datasets() -> Iterator[None]:
             ds_logging.enable_progress_bar()
 
 
-def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Keep TRL's columns; wrap bare-string replies as assistant messages."""
-    out = {"prompt": row["prompt"]}
-    for key in ("chosen", "rejected"):
-        value = row[key]
-        out[key] = [{"role": "assistant", "content": value}] if isinstance(value, str) else value
-    if "margin" in row:
-        out["margin"] = float(row["margin"])
-    return out
-
-
-def _to_dataset(rows: list[dict[str, Any]]):
+def _to_dataset(items: list[dict[str, Any]]):
+    """Pre-tokenized pairs (``chosen_ids``/``rejected_ids``): TRL skips its own tokenizing."""
     from datasets import Dataset
 
-    return Dataset.from_list([_normalize_row(r) for r in rows])
+    return Dataset.from_list(items)
 
 
-def reward_config(cfg: RewardRunConfig, output_dir: str):
-    """Build the ``trl.RewardConfig`` used for ``cfg`` (CPU-safe, no hub, no checkpoints)."""
+def reward_config(cfg: RewardRunConfig, output_dir: str, place: Placement | None = None):
+    """Build the ``trl.RewardConfig`` used for ``cfg`` (no hub, no checkpoints); mixed precision
+    and device follow ``place`` (fp32 on CPU)."""
     from trl import RewardConfig
+
+    place = place or Placement("cpu", "float32")
 
     return RewardConfig(
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps or -1,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -98,8 +67,8 @@ def reward_config(cfg: RewardRunConfig, output_dir: str):
         logging_steps=cfg.logging_steps,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=False,
-        fp16=False,
+        **place.trainer_flags(),
+        ddp_find_unused_parameters=False,
         report_to=[],
         save_strategy="no",
         eval_strategy="no",
@@ -163,6 +132,8 @@ def train_reward(
     cfg: RewardRunConfig | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    place: Placement | None = None,
+    save: bool = True,
 ) -> dict[str, Any]:
     """Train a scalar reward model on preference pairs and save it to ``out_dir``.
 
@@ -172,22 +143,27 @@ def train_reward(
          "chosen": [{"role": "assistant", "content": ...}],
          "rejected": [{"role": "assistant", "content": ...}]}
 
-    TRL 1.12 ``RewardTrainer`` concatenates ``prompt + chosen`` (and ``prompt + rejected``) and
-    tokenizes the full conversation with the tokenizer's chat template, so the reward head reads
-    the last token of the templated assistant turn. A bare string reply is wrapped as an
-    assistant message; an optional ``margin`` column is passed through. Pairs longer than
-    ``cfg.max_length`` are silently dropped by TRL: we count them (``n_dropped_too_long``).
+    Pairs are tokenized here exactly as TRL 1.12's ``RewardTrainer`` would (chat template of
+    ``prompt + reply``; the reward head reads the last token), but a pair over ``max_length`` is
+    cut from the left (ml/pairs.py) instead of silently dropped; ``truncation="drop"`` leaves
+    long *training* pairs out. Evaluation always keeps every pair. With ``lora_r > 0`` only LoRA
+    adapters (and the score head) train and ``out_dir`` holds the adapter (ml/lora.py).
+    ``save=False`` (ranks other than 0) trains without writing.
 
     Returns metrics: ``eval_accuracy``, ``eval_loss``, ``eval_margin``, ``train_loss``,
-    ``n_train``, ``n_eval``, ``n_dropped_too_long`` and ``curves`` (one dict per logged step).
+    ``n_train``, ``n_eval``, ``n_dropped_too_long``, truncation counts (``train_truncated``,
+    ``eval_truncated``, ...) and ``curves`` (one dict per logged step).
     Raises :class:`Cancelled` (and writes nothing) if ``should_stop()`` becomes true.
     """
     from transformers.trainer_callback import PrinterCallback
     from trl import RewardTrainer
 
+    from .lora import lora_config, save_adapter
+    from .store import save_atomically
+
     cfg = cfg or RewardRunConfig()
     out_dir = Path(out_dir)
-    if out_dir.exists():
+    if save and out_dir.exists():
         raise FileExistsError(f"refusing to overwrite {out_dir}")
     if not train_rows:
         raise ValueError("no training pairs")
@@ -195,31 +171,38 @@ def train_reward(
         raise Cancelled("cancelled before start")
 
     tok, model = load_reward_backbone(Path(base_model), cfg.seed)
+    train_items, train_stats = tokenize_pairs(tok, train_rows, cfg.max_length, cfg.truncation)
+    eval_items, eval_stats = tokenize_pairs(tok, eval_rows, cfg.max_length, "left")
+    if not train_items:
+        raise ValueError(f"all {len(train_rows)} training pairs exceed max_length")
+    peft_config = lora_config(cfg, model.config.model_type, "SEQ_CLS")
     callback = ProgressCallback(progress, should_stop)
     with tempfile.TemporaryDirectory(prefix="prefloop-rm-") as tmp, quiet_datasets():
         trainer = RewardTrainer(
             model=model,
-            args=reward_config(cfg, tmp),
-            train_dataset=_to_dataset(train_rows),
-            eval_dataset=_to_dataset(eval_rows) if eval_rows else None,
+            args=reward_config(cfg, tmp, place),
+            train_dataset=_to_dataset(train_items),
+            eval_dataset=_to_dataset(eval_items) if eval_items else None,
             processing_class=tok,
             callbacks=[callback],
+            peft_config=peft_config,
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
-        n_train = len(trainer.train_dataset)
-        n_eval = len(trainer.eval_dataset) if eval_rows else 0
-        n_dropped = len(train_rows) - n_train + len(eval_rows) - n_eval
-        if n_train == 0:
-            raise ValueError(f"all {len(train_rows)} training pairs exceed max_length")
+        n_train, n_eval = len(trainer.train_dataset), len(eval_items)
+        assert n_train == len(train_items) and (not n_eval or len(trainer.eval_dataset) == n_eval)
         result = trainer.train()
         if callback.stopped:
             raise Cancelled("training cancelled")
         ev = pairwise_eval(trainer, trainer.eval_dataset) if n_eval else pairwise_eval(trainer, [])
         if should_stop is not None and should_stop():
             raise Cancelled("training cancelled")
-        from .store import save_atomically
-
-        save_atomically(trainer.model, tok, out_dir)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if save and peft_config is not None:
+            info = {"kind": "reward", "r": cfg.lora_r, "pad_token_id": tok.pad_token_id}
+            save_adapter(trained, tok, base_model, out_dir, info)
+        elif save:
+            save_atomically(trained, tok, out_dir)
+        trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
 
     curves = [
         {"step": h["step"], **{k: h[k] for k in CURVE_KEYS if k in h}}
@@ -231,6 +214,10 @@ def train_reward(
         "train_loss": float(result.training_loss),
         "n_train": n_train,
         "n_eval": n_eval,
-        "n_dropped_too_long": n_dropped,
+        "n_dropped_too_long": train_stats.dropped,
+        **train_stats.as_metrics("train"),
+        **eval_stats.as_metrics("eval"),
+        "trainable_params": trainable,
+        "lora_r": cfg.lora_r,
         "curves": curves,
     }

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
     @root.command("worker")

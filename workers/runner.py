@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from app.config import Settings, get_settings
-from app.db import session_scope
+from app.db import is_postgres, session_scope
 from app.models import ComparisonTask, Prompt, Run, RunKind, RunStatus, TaskStatus, utcnow
 from app.runs import service as runs
 from ml.device import set_torch_threads
 from workers.context import JobContext
 from workers.jobs import job_for
+from workers.side import SideThread
 
 log = logging.getLogger("prefloop.worker")
 
@@ -58,7 +59,7 @@ def maybe_fill_queue(session: Any, settings: Settings) -> Run | None:
     target = settings.queue_target
     if target <= 0:
         return None
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FILL_LOCK_KEY})
     if runs.count_active(session, RunKind.generate):
         return None
@@ -124,6 +125,15 @@ class Worker:
         """Loop until stop(); with exit_when_idle, return once no queued run is left."""
         log.info("worker %s started", self.worker_id)
         set_torch_threads(self.settings.torch_threads)
+        side = SideThread(self.worker_id, self.settings)  # heartbeat row and webhooks
+        side.start()
+        try:
+            self._loop(exit_when_idle, bootstrap)
+        finally:
+            side.stop()
+        log.info("worker %s stopped", self.worker_id)
+
+    def _loop(self, exit_when_idle: bool, bootstrap: bool) -> None:
         if bootstrap and self.fill_queue and not self.stopping.is_set():
             self.bootstrap()
         failures = 0
@@ -140,7 +150,6 @@ class Worker:
                 if exit_when_idle:
                     break
                 self.stopping.wait(self.poll_s)
-        log.info("worker %s stopped", self.worker_id)
 
     def bootstrap(self) -> None:
         """Make sure an active policy exists (logged, not fatal: generate runs report it)."""
@@ -183,6 +192,14 @@ class Worker:
                         log.info("training scheduler queued run %s", queued)
             except Exception:
                 log.exception("training scheduler failed")
+            try:  # arena: stock campaigns with battles, settle promotion gates
+                from workers import arena
+
+                with session_scope() as session:
+                    for queued in arena.tick(session, s):
+                        log.info("arena queued battle run %s", queued)
+            except Exception:
+                log.exception("arena tick failed")
         with session_scope() as session:
             run = runs.claim_next(session, self.worker_id, self.kinds)
             if run is None:

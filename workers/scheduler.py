@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import is_postgres
 from app.models import Judgment, ModelKind, ModelVersion, Run, RunKind, utcnow
 from app.models_registry import service as registry
 from app.runs import service as runs
@@ -111,7 +112,7 @@ def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
 def tick(session: Session, settings: Settings, now: datetime | None = None) -> list[int]:
     """Queue whatever training is due; returns the ids of the runs queued."""
     now = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     queued: list[int] = []
     params = reward_due(session, settings, now)

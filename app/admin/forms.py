@@ -1,8 +1,15 @@
-"""Run-start form fields per run kind, and their validation into a run's params."""
+"""The admin run form, rendered from the run-parameter models in ml/params.py (fields whose
+``json_schema_extra`` carries a ``form`` label) and validated by the same models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+import annotated_types as at
+from pydantic.fields import FieldInfo
+
+from ml import params as run_params
 
 
 @dataclass(frozen=True)
@@ -14,78 +21,76 @@ class Field:
     lo: float | None = None
     hi: float | None = None
     help: str = ""
+    choices: tuple[str, ...] = ()
 
 
 class FormError(ValueError):
     """A form value that cannot be accepted; the message is shown to the admin."""
 
 
-FIELDS: dict[str, list[Field]] = {
-    "reward": [
-        Field(
-            "min_agreement",
-            "Minimum agreement",
-            float,
-            None,
-            0.0,
-            1.0,
-            "majority share a pair needs; blank = server setting",
-        ),
-        Field("eval_fraction", "Eval fraction (by prompt)", float, 0.2, 0.05, 0.9),
-        Field("num_train_epochs", "Epochs", float, 1.0, 0.01, 100),
-        Field("learning_rate", "Learning rate", float, 5e-5, 1e-8, 1.0),
-        Field("batch_size", "Batch size (pairs)", int, 8, 1, 1024),
-        Field("max_length", "Max tokens per row", int, 1024, 16, 8192),
-    ],
-    "ppo": [
-        Field("kl_coef", "KL coefficient", float, 0.05, 0.0, 10.0),
-        Field("num_ppo_steps", "PPO steps", int, 32, 1, 100_000),
-        Field("batch_size", "Rollout batch size", int, 8, 1, 1024),
-        Field("num_mini_batches", "Mini-batches", int, 1, 1, 64),
-        Field("response_length", "Response length (tokens)", int, 64, 1, 2048),
-        Field("learning_rate", "Learning rate", float, 3e-6, 1e-9, 1.0),
-        Field("heldout_fraction", "Held-out prompt fraction", float, 0.2, 0.05, 0.9),
-        Field(
-            "kl_max",
-            "KL bound for auto-promotion",
-            float,
-            None,
-            0.0,
-            1000.0,
-            "blank = server setting",
-        ),
-        Field("auto_promote", "Promote automatically when better", bool, True),
-    ],
-    "generate": [
-        Field("prompts", "Prompts to generate for", int, 20, 1, 100_000),
-        Field("k", "Completions per prompt", int, 2, 2, 9),
-        Field("max_new_tokens", "Max new tokens", int, 128, 1, 4096),
-        Field("temperature", "Temperature", float, 0.8, 0.0, 5.0),
-    ],
-}
+def _base_type(annotation: Any) -> tuple[type, tuple[str, ...]]:
+    """(python type, choices) of a field annotation, ignoring Optional."""
+    args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    first = args[0]
+    if get_origin(first) is Literal:
+        return str, tuple(str(c) for c in get_args(first))
+    while get_args(first) and get_origin(first) is not None and get_origin(first) is not list:
+        first = get_args(first)[0]  # Annotated[int, ...]
+    return (first if isinstance(first, type) else str), ()
+
+
+def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
+    lo = hi = None
+    for m in info.metadata:
+        if isinstance(m, (at.Ge, at.Gt)):
+            lo = getattr(m, "ge", None) if isinstance(m, at.Ge) else m.gt
+        if isinstance(m, (at.Le, at.Lt)):
+            hi = getattr(m, "le", None) if isinstance(m, at.Le) else m.lt
+    return lo, hi
+
+
+def fields_of(model: type[run_params.RunParams]) -> list[Field]:
+    """The form fields of a parameter model: its own first, then compute/LoRA fields."""
+    own = [n for n in model.__annotations__ if n in model.model_fields]
+    order = own + [n for n in model.model_fields if n not in own]
+    out = []
+    for name in order:
+        info = model.model_fields[name]
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        label = extra.get("form")
+        if not label:
+            continue
+        kind, choices = _base_type(info.annotation)
+        lo, hi = _bounds(info)
+        out.append(
+            Field(name, str(label), kind, info.default, lo, hi, info.description or "", choices)
+        )
+    return out
+
+
+FIELDS: dict[str, list[Field]] = {kind: fields_of(m) for kind, m in run_params.PARAMS.items()}
 
 
 def parse(kind: str, form: dict[str, str]) -> dict[str, object]:
-    """Validate submitted strings for `kind`; blank fields are left out of the params."""
+    """Validate submitted strings for `kind` with its model; blank fields are left out."""
     if kind not in FIELDS:
         raise FormError(f"unknown run kind {kind!r}; choose one of {', '.join(FIELDS)}")
-    params: dict[str, object] = {}
+    raw: dict[str, object] = {}
+    labels = {f.name: f.label for f in FIELDS[kind]}
     for f in FIELDS[kind]:
-        raw = (form.get(f.name) or "").strip()
+        value = (form.get(f.name) or "").strip()
         if f.type is bool:
-            params[f.name] = raw.lower() in ("1", "true", "on", "yes")
-            continue
-        if not raw:
-            continue
-        try:
-            value = f.type(raw)
-        except ValueError:
-            raise FormError(f"{f.label}: {raw[:40]!r} is not a valid {f.type.__name__}") from None
-        if (
-            value != value
-            or (f.lo is not None and value < f.lo)
-            or (f.hi is not None and value > f.hi)
-        ):
-            raise FormError(f"{f.label} must be between {f.lo} and {f.hi}")
-        params[f.name] = value
-    return params
+            raw[f.name] = value.lower() in ("1", "true", "on", "yes")
+        elif value:
+            raw[f.name] = value
+    try:
+        return run_params.parse(kind, raw).stored()
+    except run_params.ParamError as exc:
+        first = exc.issues[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        shown = str(raw.get(name, ""))[:40]
+        field = next((f for f in FIELDS[kind] if f.name == name), None)
+        bounds = ""
+        if field is not None and (field.lo is not None or field.hi is not None):
+            bounds = f" (must be between {field.lo} and {field.hi})"
+        raise FormError(f"{labels.get(name, name)} {shown!r}: {first['msg']}{bounds}") from None

@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.admin import forms, service
 from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
-from app.models import Run, RunStatus
+from app.models import FINISHED_RUN_STATUSES, Run
+from app.models_registry import service as registry
 from app.ops.errors import DbId
+from app.runs import service as run_service
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-
-FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
 
 def run_view(run: Run) -> dict[str, Any]:
@@ -58,7 +58,7 @@ async def dashboard(request: Request, session: SessionDep, principal: Admin) -> 
 async def _runs_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    runs = await session.run_sync(service.list_runs)
+    runs = await session.run_sync(run_service.list_runs, None, None, 100)
     return render(
         request,
         "admin/runs.html",
@@ -107,15 +107,16 @@ async def start_run(request: Request, session: SessionDep, principal: Admin) -> 
 async def run_detail(
     request: Request, run_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
-    run = await session.run_sync(service.get_run, run_id)
-    if run is None:
-        raise HTTPException(404, f"run {run_id} does not exist")
+    try:
+        run = await session.run_sync(run_service.get_run, run_id)
+    except run_service.RunNotFound:
+        raise HTTPException(404, f"run {run_id} does not exist") from None
     return render(
         request,
         "admin/run_detail.html",
         run=run,
         view=run_view(run),
-        finished=run.status in FINISHED,
+        finished=run.status in FINISHED_RUN_STATUSES,
         nav="runs",
     )
 
@@ -126,13 +127,11 @@ async def cancel_run(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.runs.service import RunError, RunNotFound, request_cancel
-
     try:
-        run = await session.run_sync(request_cancel, run_id)
-    except RunNotFound:
+        run = await session.run_sync(run_service.request_cancel, run_id)
+    except run_service.RunNotFound:
         raise HTTPException(404, f"run {run_id} does not exist") from None
-    except RunError as exc:
+    except run_service.RunError as exc:
         raise HTTPException(409, str(exc)) from None
     details = {"kind": str(run.kind), "status": str(run.status)}
     record(session, principal, "run.cancel", f"run {run_id}", details, client_ip(request))
@@ -142,12 +141,15 @@ async def cancel_run(
 async def _models_page(
     request: Request, session: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
-    versions = await session.run_sync(service.list_versions)
+    from app.arena.service import page_view
+
+    versions = await session.run_sync(service.versions_by_kind)
     return render(
         request,
         "admin/models.html",
         status_code=status_code,
         versions=versions,
+        arena=await session.run_sync(page_view),
         nav="models",
         **extra,
     )
@@ -164,7 +166,6 @@ async def activate_version(
 ) -> Response:
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
-    from app.models_registry import service as registry
 
     try:
         mv = await session.run_sync(registry.get_version, version_id)

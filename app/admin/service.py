@@ -9,19 +9,21 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import is_postgres
 from app.models import (
     Assignment,
     AssignmentStatus,
     ComparisonTask,
     Judgment,
     ModelKind,
-    ModelStatus,
     ModelVersion,
     Run,
     RunStatus,
     TaskStatus,
     utcnow,
 )
+from app.models_registry import service as registry
+from app.runs import service as run_service
 
 ACTIVE_LABELER_DAYS = 7
 
@@ -40,7 +42,7 @@ class Dashboard:
 
 
 def _day(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
     return func.strftime("%Y-%m-%d", column)
 
@@ -83,15 +85,8 @@ def dashboard(session: Session, days: int = 30) -> Dashboard:
         )
     )
     runs = {s: n for s, n in session.execute(select(Run.status, func.count()).group_by(Run.status))}
-    versions = {
-        kind.value: session.scalar(
-            select(ModelVersion).where(
-                ModelVersion.kind == kind, ModelVersion.status == ModelStatus.active
-            )
-        )
-        for kind in ModelKind
-    }
-    recent = list(session.scalars(select(Run).order_by(Run.id.desc()).limit(5)))
+    versions = {kind.value: registry.active_version(session, kind) for kind in ModelKind}
+    recent = run_service.list_runs(session, limit=5)
     return Dashboard(
         per_day=judgments_per_day(session, days),
         open_tasks=int(tasks.get(TaskStatus.open, 0)),
@@ -105,19 +100,9 @@ def dashboard(session: Session, days: int = 30) -> Dashboard:
     )
 
 
-def list_runs(session: Session, limit: int = 100, offset: int = 0) -> list[Run]:
-    """Newest runs first."""
-    return list(session.scalars(select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)))
-
-
-def get_run(session: Session, run_id: int) -> Run | None:
-    return session.get(Run, run_id)
-
-
-def list_versions(session: Session) -> dict[str, list[ModelVersion]]:
-    """Model versions per kind, newest first."""
-    rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc()))
+def versions_by_kind(session: Session) -> dict[str, list[ModelVersion]]:
+    """Model versions grouped per kind, newest first (the registry's listing)."""
     out: dict[str, list[ModelVersion]] = {k.value: [] for k in ModelKind}
-    for v in rows:
+    for v in registry.list_versions(session):
         out[ModelKind(v.kind).value].append(v)
     return out

@@ -11,11 +11,10 @@ from fastapi.responses import StreamingResponse
 from app.audit import service
 from app.audit.schemas import AuditEventOut, AuditPage
 from app.auth.deps import Admin, SessionDep
-from app.ops.errors import API_ERRORS, err
+from app.ops.errors import API_ERRORS, MAX_DB_ID, err
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=API_ERRORS)
 
-MAX_ID = 2**31 - 1
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
@@ -42,7 +41,7 @@ async def list_events(
     _: Admin,
     filters: AuditFilters,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
 ) -> AuditPage:
     """Newest events first."""
     events = await session.run_sync(service.search, filters, limit, before_id)

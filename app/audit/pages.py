@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.audit import service
 from app.auth.deps import Admin, SessionDep
+from app.ops.errors import MAX_DB_ID
 from app.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -25,7 +26,7 @@ async def audit_page(
     action: Annotated[str, Query(max_length=64)] = "",
     since: Annotated[str, Query(max_length=20)] = "",
     until: Annotated[str, Query(max_length=20)] = "",
-    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
 ) -> Response:
     form = {"actor": actor, "action": action, "since": since, "until": until}
     try:

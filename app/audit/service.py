@@ -17,6 +17,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, utcnow
+from ml.limits import check_no_nul, replace_nul
 
 # Every action the app records (docs/security.md lists them with their details).
 ACTIONS = (
@@ -68,9 +69,9 @@ def client_ip(request: Any) -> str | None:
 def _clean(value: Any) -> Any:
     """JSON-safe details: PostgreSQL jsonb cannot hold NUL characters."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return replace_nul(value)
     if isinstance(value, dict):
-        return {str(k).replace("\x00", "\ufffd"): _clean(v) for k, v in value.items()}
+        return {replace_nul(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_clean(v) for v in value]
     if isinstance(value, datetime | date):
@@ -128,8 +129,10 @@ class Filters:
     ) -> Filters:
         actor = (actor or "").strip() or None
         action = (action or "").strip() or None
-        if actor and "\x00" in actor:
-            raise FilterError("actor must not contain NUL characters")
+        try:
+            check_no_nul(actor or "", "actor")
+        except ValueError as e:
+            raise FilterError(str(e)) from None
         if action and not ACTION_FILTER.match(action):
             raise FilterError("action must look like 'run' or 'run.start'")
 

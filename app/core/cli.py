@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console
 
     @root.command()
@@ -25,8 +26,12 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         os.environ["PREFLOOP_WEB_WORKERS"] = str(max(1, workers))
 
         from app.config import get_settings
+        from app.metrics.multiproc import prepare_multiproc_dir
 
         s = get_settings()
+        # before any worker process imports prometheus_client: every process writes its
+        # metrics there and /metrics merges them (PROMETHEUS_MULTIPROC_DIR, emptied here)
+        prepare_multiproc_dir(s.data_dir)
         uvicorn.run(
             "app.main:create_app",
             factory=True,

@@ -109,7 +109,7 @@ def render_card(
             for lab in labelers
         ]
         lines.append("")
-    if shape == "trl" and fmt != "csv":
+    if shape == "trl" and fmt in ("jsonl", "parquet"):  # hf: its README says how
         lines += [
             "## Loading",
             "",

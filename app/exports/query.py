@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
 from app.config import get_settings
-from app.db import sync_url
+from app.db import is_postgres, sync_url
 from app.exports.schemas import ExportFilters
 from app.models import (
     ComparisonTask,
@@ -93,6 +93,9 @@ class TaskData:
     tags: list[str]
     candidates: list[Candidate] = field(default_factory=list)
     judgments: list[JudgmentRow] = field(default_factory=list)
+    # why the candidates were chosen (random | uncertainty | explore | battle | import) + reward gap
+    selection_method: str | None = None
+    selection_score: float | None = None
 
 
 _decode = json.JSONDecoder().decode
@@ -110,7 +113,7 @@ def _read_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=2)
 
         @event.listens_for(engine, "connect")
-        def _pg_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
             from psycopg.types.json import set_json_loads
 
             set_json_loads(_loads, dbapi_conn)
@@ -119,12 +122,12 @@ def _read_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute("PRAGMA busy_timeout=30000")
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -135,7 +138,7 @@ def read_connection() -> Iterator[Connection]:
     """A connection holding one consistent read-only snapshot for the whole export."""
     engine = _read_engine(sync_url(get_settings().database_url))
     opts: dict[str, Any] = {}
-    if engine.dialect.name == "postgresql":
+    if is_postgres(engine):
         opts = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**opts) as conn:
         with conn.begin():
@@ -183,7 +186,7 @@ def resolve(conn: Connection, f: ExportFilters) -> Resolved:
 
 def _conditions(conn: Connection, r: Resolved) -> list[Any]:
     f, j = r.filters, Judgment
-    pg = conn.dialect.name == "postgresql"
+    pg = is_postgres(conn)
     cond: list[Any] = []
     if f.since:
         cond.append(j.created_at >= f.since)
@@ -255,6 +258,7 @@ def _candidate_query(conn: Connection, r: Resolved) -> Select[Any]:
         select(
             TaskCandidate.task_id, Completion.id, Completion.text, Completion.source,
             Completion.model_version_id, Prompt.messages, Prompt.is_chat, ComparisonTask.tags,
+            ComparisonTask.selection_method, ComparisonTask.selection_score,
         )
         .join(Completion, Completion.id == TaskCandidate.completion_id)
         .join(ComparisonTask, ComparisonTask.id == TaskCandidate.task_id)
@@ -289,7 +293,7 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
         if on_judgments is not None:
             on_judgments(seen)
         while current is None or current[0] < task_id:
-            current = next(cgroups, None)  # type: ignore[arg-type]
+            current = next(cgroups, None)
             if current is None:
                 return
         if current[0] != task_id or not judgments:
@@ -301,6 +305,8 @@ def iter_tasks(conn: Connection, r: Resolved, on_judgments: Any = None) -> Itera
             messages=first[5],
             is_chat=bool(first[6]),
             tags=list(first[7] or []),
+            selection_method=first[8],
+            selection_score=first[9],
             candidates=[
                 Candidate(c[1], c[2], c[3], r.version_names.get(c[4]) if c[4] else None)
                 for c in cands

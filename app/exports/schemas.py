@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.ops.errors import PlainText
+from app.ops.errors import DbId, PlainText
 
-SnapshotId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SnapshotId = DbId
 Shape = Literal["trl", "raw", "rankings"]
 Format = Literal["jsonl", "parquet", "csv"]
 SHAPES: tuple[str, ...] = ("trl", "raw", "rankings")

@@ -184,6 +184,19 @@ def finish_snapshot(session: Session, snapshot_id: int, export: Export, filename
         created_at=snap.created_at or utcnow(),
     )
     session.flush()
+    from app.webhooks.events import emit
+
+    data = {
+        "snapshot_id": snap.id,
+        "shape": snap.shape,
+        "format": snap.format,
+        "filename": filename,
+        "rows": snap.row_count,
+        "sha256": snap.sha256,
+        "filters": {k: v for k, v in filters.items() if k != "_stats"},
+        "created_by": creator,
+    }
+    emit(session, "export.created", data)
     return snap.card
 
 

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import is_postgres
 from app.models import AppSetting, utcnow
+from app.ops.errors import check_no_nul
 
 KEY = "guidelines"
 MAX_CHARS = 100_000
@@ -66,11 +68,9 @@ async def save(session: AsyncSession, markdown: str) -> Guidelines:
     """Store the guidelines (insert or replace)."""
     if len(markdown) > MAX_CHARS:
         raise ValueError(f"guidelines are limited to {MAX_CHARS} characters")
-    if "\x00" in markdown:
-        raise ValueError("guidelines must not contain NUL characters")
+    check_no_nul(markdown, "guidelines")
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
     stmt = insert(AppSetting).values(key=KEY, value=markdown, updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"], set_={"value": markdown, "updated_at": now}

@@ -34,10 +34,11 @@ async def import_preferences(
     session: SessionDep,
     principal: Admin,
     source: Annotated[PlainText, Query(min_length=1, max_length=200)],
-    format: Literal["auto", "hf", "oasst"] = "auto",
+    format: Literal["auto", "hf", "oasst", "arena"] = "auto",
     skip_invalid: bool = Query(False, description="import the good lines, list the bad ones"),
 ) -> JSONResponse:
-    """Import a JSONL file of HF preference rows or OpenAssistant trees as source judgments."""
+    """Import a JSONL file of HF preference rows, OpenAssistant trees or FastChat arena battles
+    as source judgments (battles also as arena battle records)."""
     data = await request.body()
     await session.commit()  # parsed and written in the helper process (app.ops.offload)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,19 +11,20 @@ import typer
 from app.prompts.cli import SKIP_HELP
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail, read_input
 
     @group("import", "").command("preferences")
     def import_preferences(
         file: Path,
-        format: Annotated[str, typer.Option(help="auto | hf | oasst")] = "auto",
+        format: Annotated[str, typer.Option(help="auto | hf | oasst | arena")] = "auto",
         source: Annotated[
             str | None, typer.Option(help="name the judgments are attributed to (default: file)")
         ] = None,
         skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help=SKIP_HELP)] = False,
     ) -> None:
-        """Import already-labeled preferences (HF chosen/rejected rows or OpenAssistant trees)."""
+        """Import already-labeled preferences (HF chosen/rejected rows, OpenAssistant trees or
+        FastChat arena battle logs)."""
         from app.audit import record
         from app.db import session_scope
         from app.labeled_import import parsers, service
@@ -56,6 +58,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
                 fail(str(e))
         console.print(
             f"{s.records} {fmt} comparisons from source {name!r}: {s.tasks_created} tasks and "
-            f"{s.judgments_created} judgments created, {s.already_present} already present",
+            f"{s.judgments_created} judgments created, {s.already_present} already present"
+            + (f", {s.battles_created} battles" if s.battles_created else ""),
             highlight=False,
         )

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from app.labeled_import import hf, oasst
+from app.labeled_import import arena, hf, oasst
 from app.labeled_import.records import LabeledRecord, jsonl_objects, parse_lines
 from app.prompts.parsing import FileErrors, Reject
 
-Format = Literal["auto", "hf", "oasst"]
-FORMATS = ("auto", "hf", "oasst")
+Format = Literal["auto", "hf", "oasst", "arena"]
+FORMATS = ("auto", "hf", "oasst", "arena")
 
 
 def detect(obj: Any) -> str | None:
-    """'oasst' for message trees, 'hf' for chosen/rejected rows, None if neither."""
+    """'oasst' for message trees, 'hf' for chosen/rejected rows, 'arena' for battles."""
     if not isinstance(obj, dict):
         return None
+    if "model_a" in obj and "winner" in obj:
+        return "arena"
     if "message_tree_id" in obj or (
         isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
     ):
@@ -29,7 +31,7 @@ def parse_all(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord],
     """The format used, every record, and every rejected line; FileErrors for the whole file
     (unknown format, no lines)."""
     if fmt not in FORMATS:
-        raise FileErrors([(0, f"unknown format {fmt!r}; use auto, hf or oasst")])
+        raise FileErrors([(0, f"unknown format {fmt!r}; use auto, hf, oasst or arena")])
     objects = jsonl_objects(data)
     if not objects:
         raise FileErrors([(0, "the file holds no records")])
@@ -41,11 +43,14 @@ def parse_all(data: bytes, fmt: str = "auto") -> tuple[str, list[LabeledRecord],
             raise FileErrors(
                 [(line, "cannot tell the format: expected an OpenAssistant tree "
                         "('message_tree_id', 'prompt' with 'replies') or a row with "
-                        "'chosen' and 'rejected'; pass --format")]
+                        "'chosen' and 'rejected' or an arena battle ('model_a', 'winner'); "
+                        "pass --format")]
             )  # fmt: skip
         fmt = found
     if fmt == "oasst":
         records, rejects = parse_lines(objects, oasst.parse_tree)
+    elif fmt == "arena":
+        records, rejects = parse_lines(objects, arena.parse_battle)
     else:
         seen: dict[str, int] = {}
         records, rejects = parse_lines(objects, lambda n, obj: [hf.parse_row(n, obj, seen)])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.ops.errors import check_no_nul
 from app.prompts.parsing import Reject, jsonl_lines
 
 
@@ -27,6 +28,7 @@ class LabeledRecord:
     external_id: str
     choice: str | None = None
     tags: list[str] = field(default_factory=list)
+    models: tuple[str, str] | None = None  # arena battles: who wrote completions[0] and [1]
 
 
 def content_id(obj: Any) -> str:
@@ -43,8 +45,11 @@ def jsonl_objects(data: bytes) -> list[tuple[int, Any, str, str | None]]:
 def _check_text(record: LabeledRecord) -> None:
     texts = [m["content"] for m in record.messages] + record.completions + record.tags
     texts.append(record.external_id)
-    if any("\x00" in t for t in texts):
-        raise RecordError("text must not contain NUL (\\u0000) characters")
+    try:
+        for t in texts:
+            check_no_nul(t)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
 
 
 def parse_lines(

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.labeled_import import parsers
 from app.labeled_import.records import LabeledRecord
-from app.models import ComparisonTask, Completion, Judgment, TaskCandidate, TaskStatus
+from app.models import Battle, ComparisonTask, Completion, Judgment, TaskCandidate, TaskStatus
+from app.ops.errors import check_no_nul
 from app.prompts import store
 from app.prompts.parsing import Record, Reject
 
@@ -30,6 +31,7 @@ class PreferenceImportSummary:
     completions_created: int = 0
     judgments_created: int = 0
     already_present: int = 0
+    battles_created: int = 0
 
 
 def check_source(source: str) -> str:
@@ -37,9 +39,7 @@ def check_source(source: str) -> str:
     source = source.strip()
     if not source or len(source) > 200:
         raise ValueError("source name must be 1-200 characters")
-    if "\x00" in source:
-        raise ValueError("source name must not contain NUL (\\u0000) characters")
-    return source
+    return check_no_nul(source, "source name")
 
 
 @dataclass
@@ -132,7 +132,36 @@ def import_preferences(
     session.flush()
     summary.judgments_created = len(new)
     _settle_tasks(session, sorted({j.task_id for j in new}))
+    summary.battles_created = _battles(session, records, task_ids, by_hash, source)
     return summary
+
+
+def _battles(
+    session: Session,
+    records: list[LabeledRecord],
+    task_ids: list[int],
+    by_hash: dict[tuple[int, str], int],
+    source: str,
+) -> int:
+    """Battle rows for arena records (one per task: later judgments of it are more outcomes)."""
+    arena = [(r, t) for r, t in zip(records, task_ids, strict=True) if r.models is not None]
+    if not arena:
+        return 0
+    have: set[int] = set()
+    for chunk in _chunks(sorted({t for _, t in arena})):
+        have.update(session.scalars(select(Battle.task_id).where(Battle.task_id.in_(chunk))))
+    made = 0
+    for r, tid in arena:
+        if tid in have:
+            continue
+        have.add(tid)
+        ca, cb = (by_hash[(tid, store.completion_hash(text, source))] for text in r.completions)
+        a, b = r.models  # type: ignore[misc]
+        session.add(Battle(task_id=tid, model_a=a, model_b=b, completion_a_id=ca,
+                           completion_b_id=cb, source=source))  # fmt: skip
+        made += 1
+    session.flush()
+    return made
 
 
 def _settle_tasks(session: Session, task_ids: list[int]) -> None:

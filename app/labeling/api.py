@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
 
@@ -25,7 +25,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"], responses=API_ERRORS, lifespan=lifespan)
-BUSY = {503: {"model": ErrorOut, "description": "database busy (pool or statement timeout)"}}
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "database busy (pool or statement timeout)"}
+}
 
 
 @router.get(

@@ -30,9 +30,9 @@ from app.labeling.store import (
     Unavailable,
 )
 from app.models import utcnow
+from app.ops.errors import MAX_DB_ID
 
 BUSY_RETRIES = 8  # eligible tasks exist but were locked or changed under this statement
-INT4_MAX = 2**31 - 1
 JSON = "application/json"
 
 
@@ -124,7 +124,7 @@ def submit_params(task_id: int, body: JudgmentIn) -> SubmitParams:
     except ranking.InvalidJudgment as e:
         raise HTTPException(422, str(e)) from None
     if flat is not None:  # ids past int4 cannot be candidates: 0 never is one either
-        flat = [i if 0 < i <= INT4_MAX else 0 for i in flat]
+        flat = [i if 0 < i <= MAX_DB_ID else 0 for i in flat]
     positions = ranking.CHOICE_POSITIONS[body.choice] if body.choice else None
     return SubmitParams(
         task_id=task_id,
@@ -167,7 +167,8 @@ async def submit(
 
     verdict = result.verdict
     if verdict in ("ok", "exists"):
-        status, content = (201 if verdict == "ok" else 200), judgment_out(result.judgment)  # type: ignore[arg-type]
+        assert result.judgment is not None  # a stored verdict always carries its judgment row
+        status, content = (201 if verdict == "ok" else 200), judgment_out(result.judgment)
     else:
         order = orjson.loads(result.shown_order) if result.shown_order else []
         detail = ranking.message(verdict, task_id, order, result.required)

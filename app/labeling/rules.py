@@ -4,8 +4,9 @@ A labeler is offered an open task
 - that they have not judged or skipped,
 - whose judgments plus other labelers' live (unexpired, active) leases do not yet cover its
   required judgments,
-in queue order: closest to its required judgments first, then oldest, then lowest id (the
-partial index ix_comparison_tasks_queue walks exactly this order).
+in queue order: closest to its required judgments first, then highest priority (the reward
+model's uncertainty about the pair, set by the generate job; arena battles), then oldest, then
+lowest id (the partial index ix_comparison_tasks_queue walks exactly this order).
 
 A labeler holding a live lease on an open task gets that task back (oldest lease first).
 
@@ -33,6 +34,7 @@ ELIGIBLE: list[str] = [
 
 ORDER_BY: list[str] = [
     "t.required_judgments - t.judgment_count",
+    "t.priority DESC",  # most uncertain first within equal remaining counts
     "t.created_at",
     "t.id",
 ]

@@ -6,7 +6,9 @@ app.labeling.sql built from the rules in app.labeling.rules.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select, update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Assignment, AssignmentStatus, Judgment, utcnow
@@ -27,7 +29,7 @@ async def skip(session: AsyncSession, user_id: int, task_id: int, reason: str) -
         )
         .values(status=AssignmentStatus.skipped, skip_reason=reason or None)
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if cast("CursorResult[Any]", result).rowcount == 0:
         raise Conflict(f"you hold no lease on task {task_id}")
 
 

@@ -146,7 +146,7 @@ class PgStore:
         nxt = None
         if want_next:
             nxt = NextResult(True, row[13:20] if row[13] is not None else None, bool(row[20]))
-        return SubmitResult(row[0], judgment, row[1], row[2], nxt)  # type: ignore[arg-type]
+        return SubmitResult(row[0], judgment, row[1], row[2], nxt)
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -284,7 +284,7 @@ def _sqlite_submit(
     elif asg[1] == "skipped":
         verdict = "skipped"
     else:
-        order = orjson.loads(order_json)  # type: ignore[arg-type]
+        order = orjson.loads(asg[0])
         if p.positions is not None and len(order) != 2:
             verdict = "choice_k"
         elif p.positions is None and p.flat != sorted(order):
@@ -292,6 +292,7 @@ def _sqlite_submit(
         elif count >= required:
             verdict = "full"
         else:
+            ranking: str | None
             if p.positions is not None:
                 ranking = orjson.dumps(
                     [[order[i] for i in grp] for grp in orjson.loads(p.positions)]

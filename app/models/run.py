@@ -14,6 +14,7 @@ class RunKind(enum.StrEnum):
     generate = "generate"
     reward = "reward"
     ppo = "ppo"
+    battle = "battle"
 
 
 class RunStatus(enum.StrEnum):
@@ -22,6 +23,10 @@ class RunStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+# a run in one of these states never changes again
+FINISHED_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 
 class Run(Base):

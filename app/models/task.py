@@ -20,10 +20,12 @@ class ComparisonTask(Base):
 
     __tablename__ = "comparison_tasks"
     __table_args__ = (
-        # walk open tasks in assignment order: closest to done first, then oldest
+        # walk open tasks in assignment order: closest to done first, then most uncertain
+        # (highest priority), then oldest
         Index(
             "ix_comparison_tasks_queue",
             literal_column("(required_judgments - judgment_count)"),
+            literal_column("priority DESC"),
             "created_at",
             "id",
             sqlite_where=literal_column("status = 'open'"),
@@ -41,6 +43,12 @@ class ComparisonTask(Base):
     )
     tags: Mapped[list[Any]] = mapped_column(default=list)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # why these candidates were chosen: random | uncertainty | explore | battle | import, and the
+    # reward gap of the kept candidates (uncertainty/explore); priority orders the queue within
+    # equal remaining judgments (higher first: the model's uncertainty, 0 when unknown)
+    selection_method: Mapped[str | None] = mapped_column(String(20))
+    selection_score: Mapped[float | None]
+    priority: Mapped[float] = mapped_column(default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from app.audit import client_ip
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.models import ModelKind, Role
 from app.models_registry import service
 from app.models_registry.schemas import ModelVersionList, ModelVersionRead
-from app.ops.errors import API_ERRORS
+from app.ops.errors import API_ERRORS, DbId
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=API_ERRORS)
 
@@ -34,10 +34,7 @@ async def list_models(
 
 @router.post("/{version_id}/activate")
 async def activate_model(
-    request: Request,
-    session: SessionDep,
-    principal: Admin,
-    version_id: int = Path(ge=1, le=2**31 - 1),
+    request: Request, session: SessionDep, principal: Admin, version_id: DbId
 ) -> ModelVersionRead:
     """Verify the version loads (off the event loop), then flip the active pointer atomically."""
     try:

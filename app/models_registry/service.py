@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.models import ModelKind, ModelStatus, ModelVersion, utcnow
+from app.ops.errors import MAX_DB_ID
 
 
 class RegistryError(ValueError):
@@ -86,7 +87,7 @@ def get_version(session: Session, ref: int | str) -> ModelVersion:
     """A version by id or by version name."""
     as_id = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
     if as_id is not None:  # ids are int4: a larger number cannot be one (and overflows the query)
-        mv = session.get(ModelVersion, as_id) if 1 <= as_id < 2**31 else None
+        mv = session.get(ModelVersion, as_id) if 1 <= as_id <= MAX_DB_ID else None
         if mv is None and isinstance(ref, str):
             mv = session.scalar(select(ModelVersion).where(ModelVersion.version == ref))
     else:
@@ -131,7 +132,7 @@ def verify(mv: ModelVersion) -> None:
     from ml.store import ModelLoadError, verify_loadable
 
     try:
-        verify_loadable(Path(mv.path), mv.kind.value)  # type: ignore[arg-type]
+        verify_loadable(Path(mv.path), mv.kind.value)
     except ModelLoadError as e:
         raise RegistryError(f"version {mv.version} does not load; not activated: {e}") from e
 
@@ -149,6 +150,7 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
         return mv
     if verify_load:
         verify(mv)
+    previous = active_version(session, mv.kind)
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.kind == mv.kind, ModelVersion.status == ModelStatus.active)
@@ -159,6 +161,21 @@ def activate(session: Session, version_id: int | str, verify_load: bool = True) 
     mv.status = ModelStatus.active
     mv.activated_at = utcnow()
     session.flush()
+    from app.webhooks.events import emit
+
+    # activating a version older than the one it replaces is a rollback
+    rolled_back = previous is not None and mv.id < previous.id
+    data = {
+        "version_id": mv.id,
+        "version": mv.version,
+        "kind": str(mv.kind),
+        "base_model": mv.base_model,
+        "run_id": mv.run_id,
+        "metrics": mv.metrics or {},
+        "previous_version": previous.version if previous is not None else None,
+        "activated_at": mv.activated_at.isoformat(),
+    }
+    emit(session, "model.rolled_back" if rolled_back else "model.activated", data)
     return mv
 
 
@@ -180,10 +197,13 @@ def record_activation(
 
 def fail_versions_of_run(session: Session, run_id: int) -> int:
     """Mark versions a run was still writing as failed (they must never become active)."""
-    result = session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.run_id == run_id, ModelVersion.status == ModelStatus.training)
-        .values(status=ModelStatus.failed)
-        .execution_options(synchronize_session="fetch")
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.run_id == run_id, ModelVersion.status == ModelStatus.training)
+            .values(status=ModelStatus.failed)
+            .execution_options(synchronize_session="fetch")
+        ),
     )
     return result.rowcount or 0

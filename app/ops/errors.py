@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, Field
 
+from ml.limits import INT32_MAX, check_no_nul
+
 
 class ValidationIssue(BaseModel):
     """One request validation error: where (`loc`), what (`msg`), which rule (`type`)."""
@@ -106,14 +108,9 @@ def _issues_text(issues: list[dict[str, Any]]) -> str:
 
 # a database id in a path: ids are 32-bit on PostgreSQL, so larger ones cannot exist (and would
 # raise "integer out of range" there, or overflow SQLite past 2**63) -- 422 instead of a 500
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
+MAX_DB_ID = INT32_MAX
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 
 
 # free text bound for the database: PostgreSQL text and jsonb cannot hold NUL characters
-PlainText = Annotated[str, AfterValidator(_no_nul)]
+PlainText = Annotated[str, AfterValidator(check_no_nul)]

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from typing import Any, TypeVar
 
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 log = logging.getLogger("prefloop")
 
@@ -71,11 +71,11 @@ def shutdown() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-async def run(app: ASGIApp, fn: Callable[..., T], *args: Any) -> T:
+async def run(app: Starlette, fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in the helper process (fn and args must pickle); its exceptions re-raise.
     `app` gets a shutdown hook that stops the helper with it."""
     global _pool
-    state = app.state  # type: ignore[attr-defined]
+    state = app.state
     if shutdown not in state.shutdown_hooks:
         state.shutdown_hooks.append(shutdown)
     pool = _executor()

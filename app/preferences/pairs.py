@@ -81,7 +81,7 @@ def ordered_pairs(ranking: Ranking, choice: str | None = None) -> list[tuple[int
 
 def tied_pairs(ranking: Ranking) -> list[tuple[int, int]]:
     """Every unordered pair (smaller id first) sharing a tie group."""
-    return [tuple(sorted(p)) for g in ranking for p in combinations(g, 2)]  # type: ignore[misc]
+    return [(min(a, b), max(a, b)) for g in ranking for a, b in combinations(g, 2)]
 
 
 def task_pairs(task_id: int, judgments: Iterable[JudgmentLike]) -> list[AggregatedPair]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from app.prompts.parsing import Reject
+    from app.prompts.service import Kind
 
 SKIP_HELP = "import the good lines; write the bad ones to FILE.rejects.jsonl with line and reason"
 
 
-def report_rejects(file: Path, rejects: list) -> None:  # type: ignore[type-arg]
+def report_rejects(file: Path, rejects: list[Reject]) -> None:
     """Print the first rejected lines and write them all to FILE.rejects.jsonl."""
     from app.cli import console
     from app.prompts.parsing import rejects_path, write_rejects
@@ -33,10 +38,10 @@ def show_errors(file: Path, errors: list[tuple[int, str]]) -> None:
         console.print(f"... and {len(errors) - 200} more", highlight=False)
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail, read_input
 
-    def _import(kind: str, file: Path, fmt: str, required: int | None, skip: bool) -> None:
+    def _import(kind: Kind, file: Path, fmt: str, required: int | None, skip: bool) -> None:
         from app.audit import record
         from app.db import session_scope
         from app.prompts import parsing, service
@@ -44,7 +49,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
         data = read_input(file)
         with console.status(f"validating {file} ..."):
             try:
-                records, rejects = parsing.parse_all(data, kind, fmt, str(file))  # type: ignore[arg-type]
+                records, rejects = parsing.parse_all(data, kind, fmt, str(file))
                 if skip:
                     report_rejects(file, rejects)
                     if not records:
@@ -55,7 +60,7 @@ def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
                 fail(f"{len(e.errors)} error(s) in {file}; nothing was imported")
         with console.status(f"writing {len(records)} records ..."):
             with session_scope() as session:
-                summary = service.write(session, kind, records, required)  # type: ignore[arg-type]
+                summary = service.write(session, kind, records, required)
                 details = {**summary.__dict__, "rejected": len(rejects), "bytes": len(data)}
                 details.update(format=fmt, skip_invalid=skip)
                 record(session, None, f"import.{kind}", str(file), details)

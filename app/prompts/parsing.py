@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.ops.errors import PlainText
+from app.ops.errors import INT32_MAX, PlainText
 
 ROLES = ("system", "user", "assistant")
 
@@ -168,7 +168,7 @@ def _jsonl_objects(data: bytes) -> Iterable[tuple[int, Any, str | None, Any]]:
 
 
 # a CSV field may be as long as the largest import (csv refuses fields over 128 KB by default)
-csv.field_size_limit(2**31 - 1)
+csv.field_size_limit(INT32_MAX)
 
 
 def _completion_order(col: str) -> int | None:

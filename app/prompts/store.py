@@ -133,11 +133,11 @@ def import_comparisons(
     existing: dict[str, int] = {}
     tkeys = list({k for k, *_ in per_record})
     for i in range(0, len(tkeys), CHUNK):
-        chunk = tkeys[i : i + CHUNK]
+        key_chunk = tkeys[i : i + CHUNK]
         existing.update(
             session.execute(
                 select(ComparisonTask.dedupe_key, ComparisonTask.id).where(
-                    ComparisonTask.dedupe_key.in_(chunk)
+                    ComparisonTask.dedupe_key.in_(key_chunk)
                 )
             ).all()
         )

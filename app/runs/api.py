@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep
 from app.models import RunKind, RunStatus
-from app.ops.errors import API_ERRORS
+from app.ops.errors import API_ERRORS, MAX_DB_ID
 from app.runs import service
 from app.runs.schemas import RunCreate, RunList, RunRead
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=API_ERRORS)
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
-RunId = Path(ge=1, le=MAX_ID)
+RunId = Path(ge=1, le=MAX_DB_ID)
 
 
 @router.post("", status_code=201)
 async def start_run(
     request: Request, body: RunCreate, session: SessionDep, principal: Admin
 ) -> RunRead:
-    """Queue a run; a worker (`prefloop worker`) picks it up."""
+    """Queue a run; a worker (`prefloop worker`) picks it up. `params` are validated against
+    the kind's parameter model (ml/params.py): a 422 names each bad field."""
     try:
         run = await session.run_sync(service.create_run, body.kind, body.params, principal.user_id)
+    except service.RunParamError as e:
+        raise RequestValidationError(
+            [{**i, "loc": ["body", "params", *i["loc"]]} for i in e.issues]
+        ) from None
     except service.RunError as e:
         raise HTTPException(422, str(e)) from None
     details = {"kind": str(run.kind), "params": run.params}
@@ -38,7 +43,7 @@ async def list_runs(
     status: RunStatus | None = None,
     kind: RunKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    before_id: int | None = Query(None, ge=1, le=MAX_ID, description="runs older than this id"),
+    before_id: int | None = Query(None, ge=1, le=MAX_DB_ID, description="runs older than this id"),
 ) -> RunList:
     runs = await session.run_sync(service.list_runs, status, kind, limit, before_id)
     return RunList(runs=[RunRead.model_validate(r) for r in runs])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from app.models import RunKind, RunStatus
-
-TERMINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+from app.models import FINISHED_RUN_STATUSES, RunKind, RunStatus
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def follow(run_id: int, poll_s: float = 0.5) -> RunStatus:
                 status=status.value,
                 metrics=shown,
             )
-            if status in TERMINAL:
+            if status in FINISHED_RUN_STATUSES:
                 return status
             if status == RunStatus.queued and not waited_hint and time.monotonic() - started > 10:
                 waited_hint = True
@@ -102,12 +101,16 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
     from app.audit import record
     from app.cli import console, fail
     from app.db import session_scope
-    from app.runs.service import create_run
+    from app.runs.service import RunError, create_run
 
-    with session_scope() as s:
-        run = create_run(s, kind, params, None)
-        record(s, None, "run.start", f"run {run.id}", {"kind": kind.value, "params": run.params})
-        run_id = run.id
+    try:
+        with session_scope() as s:
+            run = create_run(s, kind, params, None)
+            details = {"kind": kind.value, "params": run.params}
+            record(s, None, "run.start", f"run {run.id}", details)
+            run_id = run.id
+    except RunError as e:  # e.g. a --param that does not validate: names the field
+        fail(str(e))
     console.print(f"queued {kind.value} run {run_id}")
     if not wait:
         return
@@ -121,7 +124,7 @@ def _start(kind: RunKind, params: dict[str, Any], wait: bool) -> None:
         fail(f"run {run_id} {status.value}")
 
 
-def register(root: typer.Typer, group) -> None:  # type: ignore[no-untyped-def]
+def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> None:
     from app.cli import console, fail
 
     runs = group("runs", "Worker runs: generate, reward, ppo.")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from app.db import is_postgres
 from app.models import Run, RunKind, RunStatus, utcnow
+from app.ops.errors import MAX_DB_ID
 
-TERMINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 LOG_TAIL_CHARS = 8000
 
 
@@ -22,6 +23,14 @@ class RunNotFound(RunError):
     pass
 
 
+class RunParamError(RunError):
+    """Parameters that do not validate against the kind's model; `issues` name the fields."""
+
+    def __init__(self, issues: list[dict[str, Any]], message: str) -> None:
+        self.issues = issues
+        super().__init__(message)
+
+
 def tail(text: str, limit: int = LOG_TAIL_CHARS) -> str:
     return text[-limit:]
 
@@ -29,21 +38,28 @@ def tail(text: str, limit: int = LOG_TAIL_CHARS) -> str:
 def create_run(
     session: Session, kind: RunKind | str, params: dict[str, Any] | None, user_id: int | None
 ) -> Run:
-    """Queue a run of `kind` with `params`; a worker picks it up."""
+    """Queue a run of `kind` with `params` (validated by the kind's model in ml/params.py)."""
+    from ml.params import ParamError, parse
+
     try:
         kind = RunKind(kind)
     except ValueError as e:
         raise RunError(
             f"unknown run kind {kind!r}; expected one of {[k.value for k in RunKind]}"
         ) from e
-    run = Run(kind=kind, params=dict(params or {}), created_by_id=user_id, status=RunStatus.queued)
+    try:
+        stored = parse(kind.value, params or {}).stored()
+    except ParamError as e:
+        raise RunParamError(e.issues, f"invalid {kind.value} params: {e}") from None
+    run = Run(kind=kind, params=stored, created_by_id=user_id, status=RunStatus.queued)
     session.add(run)
     session.flush()
     return run
 
 
 def get_run(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+    # ids are int4: a larger number cannot be one (and overflows the driver)
+    run = session.get(Run, run_id) if 1 <= run_id <= MAX_DB_ID else None
     if run is None:
         raise RunNotFound(f"no run {run_id}")
     return run
@@ -69,7 +85,7 @@ def list_runs(
 
 def request_cancel(session: Session, run_id: int) -> Run:
     """Cancel a queued run at once; ask a running one to stop (its worker notices in seconds)."""
-    run = session.get(Run, run_id, with_for_update=True)
+    run = session.get(Run, run_id, with_for_update=True) if 1 <= run_id <= MAX_DB_ID else None
     if run is None:
         raise RunNotFound(f"no run {run_id}")
     if run.status == RunStatus.queued:
@@ -91,7 +107,7 @@ def claim_next(session: Session, worker_id: str, kinds: list[RunKind] | None = N
     q = select(Run).where(Run.status == RunStatus.queued).order_by(Run.id).limit(1)
     if kinds:
         q = q.where(Run.kind.in_(kinds))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         q = q.with_for_update(skip_locked=True)
     run = session.scalar(q)
     if run is None:
@@ -110,7 +126,7 @@ def claim_next(session: Session, worker_id: str, kinds: list[RunKind] | None = N
     return run
 
 
-def _owned(run_id: int, worker_id: str):  # type: ignore[no-untyped-def]
+def _owned(run_id: int, worker_id: str) -> ColumnElement[bool]:
     return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.running)
 
 
@@ -177,7 +193,27 @@ def finish(
 
         fail_versions_of_run(session, run_id)
     session.flush()
+    _announce(session, run)
     return True
+
+
+def _announce(session: Session, run: Run) -> None:
+    """run.succeeded / run.failed webhooks, queued in the transaction that finishes the run."""
+    if run.status not in (RunStatus.succeeded, RunStatus.failed):
+        return
+    from app.webhooks.events import emit
+
+    data = {
+        "run_id": run.id,
+        "kind": str(run.kind),
+        "status": str(run.status),
+        "params": run.params or {},
+        "metrics": run.metrics or {},
+        "error": run.error,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    emit(session, f"run.{run.status}", data)
 
 
 def requeue(session: Session, run_id: int, worker_id: str, reason: str) -> bool:
@@ -215,7 +251,7 @@ def reclaim_stale(
         .where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff)
         .order_by(Run.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         q = q.with_for_update(skip_locked=True)
     done: list[tuple[int, str]] = []
     for run in session.scalars(q):
@@ -239,6 +275,9 @@ def reclaim_stale(
         run.log_tail = tail(run.log_tail + f"[{now:%H:%M:%S}] {reason}\n")
         done.append((run.id, run.status.value))
     session.flush()
+    for run_id, status in done:
+        if status == RunStatus.failed:
+            _announce(session, session.get_one(Run, run_id))
     return done
 
 

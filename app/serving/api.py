@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.auth.deps import AnyUser, SessionDep
 from app.config import get_settings
+from app.metrics.process import GEN_TOKENS
 from app.ops.errors import V1_ERRORS, openai_error
 from app.serving import context
 from app.serving.engine import ALIAS, Loaded, NoModel, ServingEngine
@@ -46,7 +47,7 @@ def engine_for(request: Request) -> ServingEngine:
     state = request.app.state
     if getattr(state, "serving_engine", None) is None:
         state.serving_engine = ServingEngine(get_settings())
-    return state.serving_engine  # type: ignore[no-any-return]
+    return state.serving_engine
 
 
 def limiter_for(app: FastAPI) -> GenerationLimiter:
@@ -59,7 +60,7 @@ def limiter_for(app: FastAPI) -> GenerationLimiter:
             slots, s.serving_per_user, s.serving_queue, s.serving_queue_timeout_s
         )
         getattr(state, "shutdown_hooks", []).append(state.generation_limiter.shutdown)
-    return state.generation_limiter  # type: ignore[no-any-return]
+    return state.generation_limiter
 
 
 def error(
@@ -128,7 +129,9 @@ def _sse(obj: dict[str, Any]) -> bytes:
 _END = object()
 
 
-async def _deltas(loaded: Loaded, messages: list[dict], params: Any, ticket: Ticket):  # type: ignore[no-untyped-def]
+async def _deltas(
+    loaded: Loaded, messages: list[dict], params: Any, ticket: Ticket
+) -> AsyncIterator[str]:
     """Text deltas of one choice as the generation thread produces them."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -158,6 +161,7 @@ async def _stream(
         yield _sse({**base, "choices": [first]})
         try:
             async for delta in _deltas(loaded, messages, _params(body, max_new, i), ticket):
+                GEN_TOKENS.inc()
                 choice = {"index": i, "delta": {"content": delta}, "finish_reason": None}
                 yield _sse({**base, "choices": [choice]})
         except ClientGone:
@@ -167,7 +171,7 @@ async def _stream(
             yield b"data: [DONE]\n\n"
             return
         except Exception as e:
-            message = json.loads(_failed(e, cid).body)["error"]
+            message = json.loads(bytes(_failed(e, cid).body))["error"]
             yield _sse({"error": message})
             yield b"data: [DONE]\n\n"
             return
@@ -272,6 +276,7 @@ async def _complete(
         )
         usage["prompt_tokens"] = used.get("prompt_tokens", 0)
         usage["completion_tokens"] += used.get("completion_tokens", 0)
+        GEN_TOKENS.inc(used.get("completion_tokens", 0))
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     return JSONResponse(
         {

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ class ServingEngine:
                     self._loading is None or self._loading.done()
                 ):
                     self._loading = asyncio.create_task(self._load(target))
-                    self._loading.add_done_callback(lambda t, tg=target: self._done(t, tg))
+                    self._loading.add_done_callback(partial(self._done, target=target))
             pending = self._loading
         if self.loaded is None and pending is not None:
             try:

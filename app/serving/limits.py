@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 from starlette.types import Receive
 
+from app.metrics.process import GEN_QUEUED, GEN_RUNNING, GEN_SECONDS
+
 log = logging.getLogger("prefloop.serving")
 
 T = TypeVar("T")
@@ -96,6 +98,11 @@ class GenerationLimiter:
 
     # -- admission ------------------------------------------------------------------------------
 
+    def _publish(self) -> None:
+        """This process's queue depth and running generations, for /metrics."""
+        GEN_QUEUED.set(self.queued())
+        GEN_RUNNING.set(self._running)
+
     def _retry_after(self, ahead: int) -> int:
         waves = max(1, math.ceil(ahead / self.slots))
         return max(1, min(600, math.ceil(self.seconds_per_generation * waves)))
@@ -136,6 +143,7 @@ class GenerationLimiter:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(ticket.user_id, deque()).append(waiter)
+        self._publish()
         ticket._waiter = waiter
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self.queue_timeout)
@@ -161,11 +169,13 @@ class GenerationLimiter:
             queue.remove(waiter)
             if not queue:
                 del self._waiting[user_id]
+        self._publish()
 
     def _grant(self, user_id: int) -> None:
         self._running += 1
         self._served += 1
         self._last_served[user_id] = self._served
+        self._publish()
 
     def _release(self) -> None:
         self._running -= 1
@@ -182,11 +192,13 @@ class GenerationLimiter:
                 continue
             self._grant(user_id)
             waiter.set_result(None)
+        self._publish()
         if len(self._last_served) > 10_000:  # users who are not waiting need no history
             self._last_served = {u: self._last_served.get(u, 0) for u in self._waiting}
 
     def _finished(self, started: float) -> None:
         elapsed = time.monotonic() - started
+        GEN_SECONDS.inc(elapsed)
         self.seconds_per_generation = 0.8 * self.seconds_per_generation + 0.2 * elapsed
         self._release()
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.ops.errors import INT32_MAX
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -43,8 +45,8 @@ class ChatRequest(BaseModel):
     model: str = Field("", max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     # the server's own caps (PREFLOOP_SERVING_MAX_TOKENS, _MAX_N) answer 400 with the limit
-    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
-    max_completion_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    max_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="a 64-bit integer")

@@ -4,6 +4,7 @@
     python -m bench.labeling.inprocess --flow combined       # POST .../judgments?next=1
     python -m bench.labeling.inprocess --profile             # + self time by layer (cProfile)
     python -m bench.labeling.inprocess --sqlite              # the embedded backend
+    python -m bench.labeling.inprocess --metrics-cost        # /metrics middleware on vs off
 
 The robust measure on a shared machine: process CPU time per judgment counts only this
 process's work, whatever else the machine runs. Requests are raw ASGI calls (no HTTP client
@@ -176,10 +177,13 @@ def prepare(url: str, labelers: int, tasks: int) -> list[str]:
     return seed(url, labelers, tasks, k=2, required=3)
 
 
-async def run(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
+async def run(a: argparse.Namespace, tokens: list[str], metrics: bool = True) -> dict[str, Any]:
     from app.main import create_app
+    from app.metrics.process import MetricsMiddleware
 
     app = create_app()
+    if not metrics:  # the stack is built on the first call: drop the middleware before it
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
     clients = [AsgiClient(app, t) for t in tokens]
     async with app.router.lifespan_context(app):
         warm = await loop(clients, a.warmup, a.flow)
@@ -229,6 +233,66 @@ def by_layer(profiler: cProfile.Profile, judged: int) -> dict[str, Any]:
     }
 
 
+async def middleware_cost(requests: int) -> float:
+    """CPU seconds per request MetricsMiddleware adds around a no-op app (min of 5 tries)."""
+    from app.metrics.process import MetricsMiddleware
+
+    class Route:
+        path = "/api/v1/tasks/{task_id}/judgments"
+
+    async def routed(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = Route
+        await _noop_app(scope, receive, send)
+
+    async def cpu(app: Any) -> float:
+        c = AsgiClient(app, "x")
+        t0 = time.process_time()
+        for _ in range(requests):
+            await c.request("POST", "/api/v1/tasks/1/judgments", {"ranking": [[1], [2]]})
+        return time.process_time() - t0
+
+    plain, wrapped = MetricsMiddleware(routed), []
+    bare = []
+    for _ in range(5):
+        bare.append(await cpu(routed))
+        wrapped.append(await cpu(plain))
+    return (min(wrapped) - min(bare)) / requests
+
+
+def metrics_cost(a: argparse.Namespace, tokens: list[str]) -> dict[str, Any]:
+    """Server CPU per judgment without and with MetricsMiddleware, in alternating rounds on one
+    database, with PROMETHEUS_MULTIPROC_DIR set as `prefloop serve` sets it (mmap-backed)."""
+    import uvloop
+
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(a.rounds):
+        for mode in ("off", "on"):
+            r = uvloop.run(run(a, tokens, metrics=mode == "on"))
+            cpu[mode].append(r["server_cpu_ms_per_judgment"])
+            print(mode, r["server_cpu_ms_per_judgment"], r["statuses"], file=sys.stderr)
+    best = {k: min(v) for k, v in cpu.items()}
+    per_request_ms = 1000 * uvloop.run(middleware_cost(20_000))
+    per_judgment_ms = per_request_ms * (1 if a.flow == "combined" else 2)
+    return {
+        "middleware_ms_per_request_isolated": round(per_request_ms, 4),
+        "middleware_pct_of_server_cpu_isolated": round(100 * per_judgment_ms / best["off"], 2),
+        "flow": a.flow,
+        "backend": "sqlite" if a.sqlite else "postgresql",
+        "server_cpu_ms_per_judgment": cpu,
+        "best_off": best["off"],
+        "best_on": best["on"],
+        "overhead_pct_best": round(100 * (best["on"] / best["off"] - 1), 2),
+        "overhead_pct_median": round(
+            100
+            * (
+                sorted(cpu["on"])[len(cpu["on"]) // 2] / sorted(cpu["off"])[len(cpu["off"]) // 2]
+                - 1
+            ),
+            2,
+        ),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", default=os.environ.get("PREFLOOP_INPROC_DATABASE_URL", DEFAULT_URL))
@@ -240,6 +304,12 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="cProfile self time by layer")
     p.add_argument("--top", type=int, default=0, help="with --profile: print the N costliest")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="alternate rounds without and with the metrics middleware (multi-process mode)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --metrics-cost: rounds of each")
     a = p.parse_args()
     if a.sqlite:
         a.url = f"sqlite:///{tempfile.mkdtemp(prefix='prefloop-inproc-')}/bench.db"
@@ -248,11 +318,19 @@ def main() -> None:
         PREFLOOP_ENV="production",
         PREFLOOP_SECRET_KEY="inprocess-benchmark-secret-0123456789",
     )
-    tasks = (a.n + a.warmup) // 3 + a.labelers + 10
+    if a.metrics_cost:  # before anything imports prometheus_client
+        from app.metrics.multiproc import prepare_multiproc_dir
+
+        prepare_multiproc_dir(Path(tempfile.mkdtemp(prefix="prefloop-metrics-")))
+    rounds = 2 * a.rounds if a.metrics_cost else 1
+    tasks = rounds * (a.n + a.warmup) // 3 + a.labelers + 10
     tokens = prepare(a.url, a.labelers, tasks)
     import uvloop
 
-    result = uvloop.run(run(a, tokens))
+    if a.metrics_cost:
+        result = metrics_cost(a, tokens)
+    else:
+        result = uvloop.run(run(a, tokens))
     print(json.dumps(result, indent=2))
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))

@@ -26,22 +26,29 @@ def test_reward_learns_separable_preferences(tiny_reward: tuple[Path, dict]) -> 
     verify_loadable(path, "reward")
 
 
-def test_reward_counts_pairs_dropped_for_length(tiny_policy_dir: Path, tmp_path: Path) -> None:
+def test_long_pairs_are_cut_from_the_left_and_kept(tiny_policy_dir: Path, tmp_path: Path) -> None:
     rows = make_preference_rows(12, seed=1)
     long_reply = [{"role": "assistant", "content": "please " * 200}]
     rows[0]["chosen"] = long_reply
-    rows[-1]["rejected"] = long_reply
+    rows[-1]["rejected"] = long_reply  # an eval pair: never left out of the accuracy
     progress: list[tuple[int, int]] = []
     cfg = RewardRunConfig(max_length=64, per_device_train_batch_size=4, num_train_epochs=1)
     metrics = train_reward(
         tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm", cfg,
         progress=lambda step, total, logs: progress.append((step, total)),
     )  # fmt: skip
-    assert metrics["n_dropped_too_long"] == 2
-    assert (metrics["n_train"], metrics["n_eval"]) == (7, 3)
+    assert (metrics["n_train"], metrics["n_eval"], metrics["n_dropped_too_long"]) == (8, 4, 0)
+    assert (metrics["train_truncated"], metrics["eval_truncated"]) == (1, 1)
+    assert metrics["train_tokens_cut"] == 1 and metrics["train_longest_tokens"] > 200
     assert progress and progress[-1] == (2, 2)
     with pytest.raises(FileExistsError):
         train_reward(tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm", cfg)
+    # truncation="drop" leaves long training pairs out (counted); eval still keeps every pair
+    dropped = train_reward(
+        tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm2",
+        RewardRunConfig(**{**cfg.model_dump(), "truncation": "drop"}),
+    )  # fmt: skip
+    assert (dropped["n_train"], dropped["n_eval"], dropped["n_dropped_too_long"]) == (7, 4, 1)
 
 
 def test_reward_cancellation(tiny_policy_dir: Path, tmp_path: Path) -> None:

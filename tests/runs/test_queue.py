@@ -121,3 +121,12 @@ def test_cli_start_list_show_cancel() -> None:
     assert out.exit_code == 1 and "already cancelled" in out.output
     assert runner.invoke(root, ["runs", "start", "generate", "-p", "oops"]).exit_code != 0
     assert runner.invoke(root, ["runs", "show", "4242"]).exit_code == 1
+
+
+def test_cli_run_ids_beyond_int4_are_not_found() -> None:
+    """A huge id is an ordinary "no such run", not a driver overflow traceback."""
+    for cmd in ("show", "cancel"):
+        out = runner.invoke(root, ["runs", cmd, "99999999999999999999"])
+        assert out.exit_code == 1, out.output
+        assert "no run 99999999999999999999" in out.output
+        assert out.exception is None or isinstance(out.exception, SystemExit)

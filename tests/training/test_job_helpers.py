@@ -21,15 +21,13 @@ from workers.jobs.training import (
 
 def test_config_from_maps_aliases_and_coerces_types():
     cfg = config_from(
-        {"batch_size": "4", "learning_rate": "0.001", "kl_coef": 0.2, "unknown": 1, "steps": 3},
-        PPORunConfig,
-        {"batch_size": "per_device_train_batch_size", "steps": "num_ppo_steps"},
+        {"batch_size": "4", "learning_rate": "0.001", "kl_coef": 0.2, "steps": 3}, PPORunConfig
     )
     assert cfg.per_device_train_batch_size == 4 and cfg.num_ppo_steps == 3
     assert cfg.learning_rate == 0.001 and cfg.kl_coef == 0.2
     assert config_from({}, RewardRunConfig) == RewardRunConfig()
     for bad in ({"num_train_epochs": "many"}, {"per_device_train_batch_size": 2.5},
-                {"learning_rate": -1}, {"learning_rate": "nan"}):  # fmt: skip
+                {"learning_rate": -1}, {"learning_rate": "nan"}, {"unknown": 1}):  # fmt: skip
         with pytest.raises(JobParamError):
             config_from(bad, RewardRunConfig)
 

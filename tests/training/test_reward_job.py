@@ -51,10 +51,23 @@ def test_reward_run_without_pairs_fails_clearly(active_tiny_policy):
 
 
 def test_reward_run_rejects_bad_params(active_tiny_policy):
-    run = run_job(RunKind.reward, {"min_agreement": 3})
-    assert run.status == RunStatus.failed and "min_agreement" in run.error
-    run = run_job(RunKind.reward, {"learning_rate": "fast"})
-    assert run.status == RunStatus.failed and "learning_rate" in run.error
+    from app.config import get_settings
+    from app.models import Run
+    from app.runs.service import RunParamError, create_run
+    from workers.runner import Worker
+
+    with session_scope() as s, pytest.raises(RunParamError, match="min_agreement"):
+        create_run(s, RunKind.reward, {"min_agreement": 3}, None)
+    # a run stored before a bound changed fails with the same message instead of training
+    with session_scope() as s:
+        run = Run(kind=RunKind.reward, params={"learning_rate": "fast"}, status=RunStatus.queued)
+        s.add(run)
+        s.flush()
+        rid = run.id
+    assert Worker(worker_id="w", settings=get_settings(), fill_queue=False).tick()
+    with session_scope() as s:
+        run = s.get(Run, rid)
+        assert run.status == RunStatus.failed and "learning_rate" in run.error
 
 
 def test_cancel_requested_stops_the_reward_run_and_fails_its_version(active_tiny_policy):

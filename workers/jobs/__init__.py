@@ -20,6 +20,7 @@ JOBS: dict[RunKind, str] = {
     RunKind.generate: "workers.jobs.generate",
     RunKind.reward: "workers.jobs.reward",
     RunKind.ppo: "workers.jobs.ppo",
+    RunKind.battle: "workers.jobs.battle",
 }
 
 

@@ -29,7 +29,10 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
+from ml.limits import replace_nul
+from workers import selection
 from workers.context import JobContext
+from workers.jobs.training import config_from
 
 MAX_CACHED = 2
 _generators: OrderedDict[str, Any] = OrderedDict()
@@ -128,7 +131,7 @@ def write_task(
     seen: dict[str, tuple[str, int | None, str]] = {}
     for text, vid, vname in samples:
         # a model can emit a NUL byte token; PostgreSQL text cannot store it
-        text = text.replace("\x00", "\ufffd").strip()
+        text = replace_nul(text).strip()
         h = completion_hash(text, f"policy:{vname}")
         if text and h not in seen and text not in {t for t, _, _ in seen.values()}:
             seen[h] = (text, vid, vname)
@@ -184,30 +187,33 @@ def run(ctx: JobContext) -> dict[str, Any]:
     import time
 
     from ml.generate import GenerationParams
+    from ml.params import GenerateParams
     from workers.bootstrap_policy import ensure_active_policy
 
-    s, p = ctx.settings, ctx.params
-    k = int(p.get("k", s.generate_k))
+    s = ctx.settings
+    p = config_from(ctx.params, GenerateParams)
+    k = s.generate_k if p.k is None else p.k
     if k < 2:
         raise GenerateError("k must be at least 2 (a comparison needs two candidates)")
-    seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(2**31)
-    required = int(p.get("required_judgments", s.default_required_judgments))
-    batch = max(int(p.get("batch_prompts", 4)), 1)
-    limit = int(p.get("prompts") or max(s.queue_target, 1))
+    seed = p.seed if p.seed is not None else random.randrange(2**31)
+    required = p.required_judgments or s.default_required_judgments
+    batch = p.batch_prompts
+    limit = p.prompts or max(s.queue_target, 1)
     gp = {
-        "max_new_tokens": int(p.get("max_new_tokens", s.max_new_tokens)),
-        "temperature": float(p.get("temperature", s.temperature)),
-        "top_p": float(p.get("top_p", s.top_p)),
+        "max_new_tokens": s.max_new_tokens if p.max_new_tokens is None else p.max_new_tokens,
+        "temperature": s.temperature if p.temperature is None else p.temperature,
+        "top_p": s.top_p if p.top_p is None else p.top_p,
     }
-    if not p.get("versions"):
+    if not p.versions:
         ensure_active_policy(s, log=ctx.log)
     with ctx.session() as session:
         external = s.generation_backend == "openai" and s.generation_model
-        if external and not p.get("versions") and not registry.active_version(session, "policy"):
+        if external and not p.versions and not registry.active_version(session, "policy"):
             versions: list[tuple[int | None, str, str]] = [(None, s.generation_model, "")]
         else:
-            versions = resolve_versions(session, p.get("versions"))  # type: ignore[assignment]
-        prompts = select_prompts(session, limit, p.get("prompt_ids"), bool(p.get("fresh", True)))
+            versions = resolve_versions(session, p.versions)  # type: ignore[assignment]
+        prompts = select_prompts(session, limit, p.prompt_ids, p.fresh)
+        sel = selection.plan(session, s, ctx.params, k, len(versions), seed, ctx.log)
     ctx.log(
         f"{len(prompts)} prompts, k={k}, versions={[v[1] for v in versions]}, seed={seed}, {gp}"
     )
@@ -221,7 +227,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         chunk = prompts[start : start + batch]
         samples: list[list[tuple[str, int | None, str]]] = [[] for _ in chunk]
         for vi, (vid, vname, _path) in enumerate(versions):
-            n = len(range(vi, k, len(versions)))  # candidate j comes from version j % len
+            n = len(range(vi, sel.sample, len(versions)))  # candidate j from version j % len
             if n == 0:
                 continue
             params = GenerationParams(seed=seed + start * 1000 + vi, **gp)
@@ -229,13 +235,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
             for i, outs in enumerate(texts):
                 samples[i].extend((t, vid, vname) for t in outs)
                 tokens_out += sum(len(t.split()) for t in outs)
+        kept = [sel.keep(prompt[2], samples[i]) for i, prompt in enumerate(chunk)]  # scores
         with ctx.session() as session:
             for i, prompt in enumerate(chunk):
                 gen_params = {**gp, "seed": seed + start * 1000, "run_id": ctx.run_id, "k": k}
-                tid = write_task(session, prompt, samples[i], gen_params, required, ctx.run_id)
+                tid = write_task(session, prompt, kept[i][0], gen_params, required, ctx.run_id)
                 if tid is None:
                     skipped_ids.append(prompt[0])
                 else:
+                    sel.record(session, tid, kept[i][1])
                     created += 1
         done = min(start + batch, total)
         ctx.progress(done, total, {"tasks_created": created, "prompts_skipped": len(skipped_ids)})
@@ -251,6 +259,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "k": k,
         "seed": seed,
         "versions": [v[1] for v in versions],
+        **sel.summary(),
         "seconds": round(elapsed, 2),
         "words_per_s": round(tokens_out / elapsed, 1) if elapsed > 0 else None,
     }

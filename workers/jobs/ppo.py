@@ -4,7 +4,6 @@ automatically when its held-out reward improved and its KL to the reference stay
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from app.models import ModelKind, ModelStatus
 from app.models_registry import service as registry
+from workers.arena import gate_mode, start_arena_gate
 from workers.context import JobContext
 from workers.datasets import ppo_prompts
 from workers.jobs.training import (
@@ -19,18 +19,10 @@ from workers.jobs.training import (
     JobParamError,
     clean,
     config_from,
-    flag,
-    number,
     policy_version,
     reward_version,
     series,
 )
-
-ALIASES = {
-    "batch_size": "per_device_train_batch_size",
-    "steps": "num_ppo_steps",
-    "max_new_tokens": "response_length",
-}
 
 
 def promotion(before: float, after: float, kl: float, kl_max: float) -> tuple[bool, str]:
@@ -46,18 +38,19 @@ def promotion(before: float, after: float, kl: float, kl_max: float) -> tuple[bo
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune the active policy with PPO; returns the run's metrics."""
-    from ml.ppo import CURVE_KEYS, PPORunConfig, train_ppo
+    from ml.params import PPOParams
+    from ml.ppo import CURVE_KEYS, train_ppo
 
-    p, s = ctx.params, ctx.settings
-    cfg = config_from(p, PPORunConfig, ALIASES)
-    heldout_fraction = number(p, "heldout_fraction", 0.2, 0.0, 0.9)
-    max_prompts = int(number(p, "max_prompts", 2000, 1, 1_000_000))
-    max_heldout = int(number(p, "max_heldout", 32, 0, 100_000))
-    kl_max = number(p, "kl_max", s.ppo_kl_max, 0.0, math.inf)
-    auto_promote = flag(p, "auto_promote", True)
+    s = ctx.settings
+    cfg = config_from(ctx.params, PPOParams)
+    heldout_fraction = cfg.heldout_fraction
+    max_prompts, max_heldout = cfg.max_prompts, cfg.max_heldout
+    kl_max = s.ppo_kl_max if cfg.kl_max is None else cfg.kl_max
+    auto_promote = cfg.auto_promote
+    promote_by = gate_mode(ctx.params, s)
     with ctx.session() as session:
-        policy = policy_version(session, p.get("policy_version_id"))
-        reward = reward_version(session, p.get("reward_version_id"))
+        policy = policy_version(session, cfg.policy_version_id)
+        reward = reward_version(session, cfg.reward_version_id)
         start = (policy.id, policy.version, policy.path, policy.base_model or policy.path)
         rm = (reward.id, reward.version, reward.path)
         train, heldout = ppo_prompts(session, heldout_fraction, max_prompts, max_heldout)
@@ -107,7 +100,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "policy_version_id": start[0],
         "reward_version_id": rm[0],
         "heldout_fraction": heldout_fraction,
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.model_dump(mode="json"),
         "promotable": ok,
         "promotion_reason": reason,
     }
@@ -117,7 +110,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.log(f"{name}: {reason} ({seconds:.1f}s)")
     promoted = False
-    if ok and auto_promote:
+    if auto_promote and (promote_by == "arena" or (promote_by == "both" and ok)):
+        reason = start_arena_gate(ctx, version_id, reason, promote_by)
+    elif ok and auto_promote:
         promoted, reason = _promote(ctx, version_id, start[0], reason)
     elif ok:
         reason += "; auto-promotion off: left ready for an admin"

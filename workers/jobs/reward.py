@@ -3,7 +3,6 @@ registered reward version (ready) with its metrics and the exact judgments it wa
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -19,29 +18,25 @@ from workers.jobs.training import (
     config_from,
     id_ranges,
     ids_digest,
-    number,
     policy_version,
     series,
 )
 
-ALIASES = {"batch_size": "per_device_train_batch_size"}
-
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Train a reward model on the judgments so far; returns the run's metrics."""
-    from ml.reward import CURVE_KEYS, RewardRunConfig, train_reward
+    from ml.params import RewardParams
+    from ml.reward import CURVE_KEYS, train_reward
 
-    p, s = ctx.params, ctx.settings
-    min_agreement = number(p, "min_agreement", s.min_agreement, 0.0, 1.0)
-    eval_fraction = number(p, "eval_fraction", 0.2, 0.0, 0.9)
-    max_id = p.get("max_judgment_id")
-    cfg = config_from(p, RewardRunConfig, ALIASES)
+    s = ctx.settings
+    cfg = config_from(ctx.params, RewardParams)
+    min_agreement = s.min_agreement if cfg.min_agreement is None else cfg.min_agreement
+    eval_fraction = cfg.eval_fraction
+    max_id = cfg.max_judgment_id
     with ctx.session() as session:
-        policy = policy_version(session, p.get("policy_version_id"))
+        policy = policy_version(session, cfg.policy_version_id)
         base = (policy.id, policy.version, policy.path)
-        data = reward_rows(
-            session, min_agreement, eval_fraction, int(max_id) if max_id is not None else None
-        )
+        data = reward_rows(session, min_agreement, eval_fraction, max_id)
     st = data.stats
     ctx.log(
         f"{st['judgments']} judgments -> {st['pairs_train']} train / {st['pairs_eval']} eval pairs "
@@ -90,7 +85,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         **dataset,
         "train_seconds": round(seconds, 2),
         "policy_version_id": base[0],
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.model_dump(mode="json"),
     }
     with ctx.session() as session:
         registry.set_status(

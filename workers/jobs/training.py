@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import ModelKind, ModelStatus, ModelVersion
 from app.models_registry import service as registry
+
+T = TypeVar("T")
 
 
 class JobParamError(ValueError):
@@ -42,33 +43,15 @@ def flag(params: dict[str, Any], name: str, default: bool) -> bool:
     return bool(raw)
 
 
-def config_from(params: dict[str, Any], cls: type, aliases: dict[str, str] | None = None) -> Any:
-    """Build dataclass `cls` from params (field names or aliases), coercing to field types."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, raw in params.items():
-        name = (aliases or {}).get(key, key)
-        if name not in names or raw is None or raw == "":
-            continue
-        default = names[name].default
-        kind = type(default) if default is not None and default is not dataclasses.MISSING else None
-        try:
-            if kind is bool:
-                value: Any = flag(params, key, bool(default))
-            elif kind in (int, float):
-                value = kind(raw)
-                if kind is int and float(raw) != value:
-                    raise ValueError
-                if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
-                    raise ValueError
-            elif kind is None and isinstance(raw, (int, float)):
-                value = raw
-            else:
-                value = str(raw) if kind is str else raw
-        except (TypeError, ValueError):
-            raise JobParamError(f"param {key}={raw!r} is not a valid value") from None
-        values[name] = value
-    return cls(**values)
+def config_from(params: dict[str, Any], cls: type[T]) -> T:
+    """The run's parameter model (ml/params.py) from its stored params; JobParamError names
+    the bad fields (runs queued before a bound changed fail with a clear message)."""
+    from ml.params import ParamError, parse
+
+    try:
+        return parse(cls.kind, params)  # type: ignore[attr-defined,return-value]
+    except ParamError as exc:
+        raise JobParamError(f"invalid params: {exc}") from None
 
 
 def clean(obj: Any) -> Any:

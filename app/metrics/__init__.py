@@ -1,0 +1,1 @@
+"""Prometheus metrics: request and generation metrics per process, database gauges at scrape."""

@@ -1,0 +1,19 @@
+"""Limits every layer shares (ml has no dependencies, so app and workers import them from here)."""
+
+from __future__ import annotations
+
+#: the largest 32-bit signed integer: database ids are int4, and seeds and counts stay within it
+INT32_MAX = 2**31 - 1
+
+
+def check_no_nul(value: str, what: str = "text") -> str:
+    """The one NUL check: PostgreSQL text and jsonb cannot hold U+0000 (ValueError names `what`)."""
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL (\\u0000) characters")
+    return value
+
+
+def replace_nul(value: str) -> str:
+    """Text from a model or a log made storable: each NUL becomes U+FFFD (the replacement
+    character), for text that must be kept rather than refused."""
+    return value.replace("\x00", "\ufffd")
