@@ -66,8 +66,9 @@ async def create_user(
     request: Request, body: UserCreate, session: SessionDep, principal: Admin
 ) -> UserCreated:
     try:
+        new = await service.new_password(body.password)  # argon2 off the event loop
         user, password = await session.run_sync(
-            service.create_user, body.name, body.role, body.password, principal, client_ip(request)
+            service.create_user, body.name, body.role, new, principal, client_ip(request)
         )
     except service.UserError as e:
         raise _error(e) from None
@@ -101,8 +102,9 @@ async def set_password(
 ) -> PasswordOut:
     """Set or generate a new password; the user's sessions end."""
     try:
+        new = await service.new_password(body.password)  # argon2 off the event loop
         user, password = await session.run_sync(
-            service.set_password, user_id, body.password, principal, client_ip(request)
+            service.set_password, user_id, new, principal, client_ip(request)
         )
     except service.UserError as e:
         raise _error(e) from None

@@ -63,8 +63,9 @@ async def create_user(request: Request, session: SessionDep, principal: Admin) -
     name, role = form.get("name", ""), form.get("role", "")
     password = form.get("password") or None
     try:
+        new = await service.new_password(password)  # argon2 off the event loop
         user, pw = await session.run_sync(
-            service.create_user, name, role, password, principal, client_ip(request)
+            service.create_user, name, role, new, principal, client_ip(request)
         )
     except service.UserError as e:
         return await _list(request, session, 409 if isinstance(e, service.Conflict) else 422,
@@ -122,7 +123,8 @@ async def reset_password(
     request: Request, user_id: DbId, session: SessionDep, principal: Admin
 ) -> Response:
     await _form(request)
-    result = await _change(request, session, user_id, service.set_password, user_id, None)
+    new = await service.new_password(None)  # argon2 off the event loop
+    result = await _change(request, session, user_id, service.set_password, user_id, new)
     if isinstance(result, Response):
         return result
     return await _detail(request, session, user_id, password=result[1])

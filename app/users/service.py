@@ -49,6 +49,30 @@ def end_sessions(user: User) -> None:
     _forget(user.id)
 
 
+@dataclass(frozen=True)
+class NewPassword:
+    """A password with its argon2 hash, made before the database work (the web routes make it
+    in a worker thread: hashing takes ~100 ms of CPU and must not hold the event loop)."""
+
+    plain: str
+    hash: str
+    generated: bool
+
+    @classmethod
+    def make(cls, password: str | None) -> NewPassword:
+        if password is not None:
+            _check_password(password)
+        plain = password or generate_password()
+        return cls(plain, hash_password(plain), password is None)
+
+
+async def new_password(password: str | None) -> NewPassword:
+    """NewPassword.make off the event loop (UserError for a password that is not allowed)."""
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(NewPassword.make, password)
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise UserError(f"password must be at least {MIN_PASSWORD} characters")
@@ -67,7 +91,7 @@ def create_user(
     session: Session,
     name: str,
     role: Role | str,
-    password: str | None = None,
+    password: str | NewPassword | None = None,
     actor: Any = None,
     ip: str | None = None,
 ) -> tuple[User, str]:
@@ -78,16 +102,13 @@ def create_user(
     role = _role(role)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise Conflict(f"user {name!r} already exists")
-    if password is not None:
-        _check_password(password)
-    password_given = password is not None
-    password = password or generate_password()
-    user = User(name=name, role=role, password_hash=hash_password(password), active=True)
+    new = password if isinstance(password, NewPassword) else NewPassword.make(password)
+    user = User(name=name, role=role, password_hash=new.hash, active=True)
     session.add(user)
     session.flush()
-    details = {"role": role.value, "password": "given" if password_given else "generated"}
+    details = {"role": role.value, "password": "generated" if new.generated else "given"}
     record(session, actor, "user.create", name, details, ip)
-    return user, password
+    return user, new.plain
 
 
 def get_user(session: Session, ref: int | str) -> User:
@@ -166,22 +187,19 @@ def set_role(
 def set_password(
     session: Session,
     ref: int | str,
-    password: str | None = None,
+    password: str | NewPassword | None = None,
     actor: Any = None,
     ip: str | None = None,
 ) -> tuple[User, str]:
     """Set (or generate) a new password; the user's sessions end. Returns the password."""
     user = get_user(session, ref)
-    if password is not None:
-        _check_password(password)
-    given = password is not None
-    password = password or generate_password()
-    user.password_hash = hash_password(password)
+    new = password if isinstance(password, NewPassword) else NewPassword.make(password)
+    user.password_hash = new.hash
     end_sessions(user)
     session.flush()
-    details = {"password": "given" if given else "generated"}
+    details = {"password": "generated" if new.generated else "given"}
     record(session, actor, "user.set_password", user.name, details, ip)
-    return user, password
+    return user, new.plain
 
 
 def logout(session: Session, user_id: int, generation: int) -> None:
