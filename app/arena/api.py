@@ -3,10 +3,11 @@ nothing here: the battles they judge come anonymously through the labeling API."
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from app.arena import service
 from app.arena.schemas import CampaignCreate, CampaignList, CampaignOut, LeaderboardOut
+from app.audit import client_ip, record
 from app.auth.deps import Admin, Researcher, SessionDep
 from app.ops.errors import API_ERRORS, DbId
 
@@ -30,7 +31,9 @@ async def list_campaigns(session: SessionDep, _: Admin) -> CampaignList:
 
 
 @router.post("/campaigns", status_code=201)
-async def create_campaign(body: CampaignCreate, session: SessionDep, admin: Admin) -> CampaignOut:
+async def create_campaign(
+    request: Request, body: CampaignCreate, session: SessionDep, admin: Admin
+) -> CampaignOut:
     """Start battles between versions (the worker generates them ahead of labelers)."""
     if body.candidate is not None and body.versions:
         raise HTTPException(422, "give either versions or candidate, not both")
@@ -39,6 +42,8 @@ async def create_campaign(body: CampaignCreate, session: SessionDep, admin: Admi
         c = service.create_campaign(
             s, body.versions, body.name, body.target_battles, admin.user_id, body.candidate
         )
+        details = {"versions": body.versions, "candidate": body.candidate}
+        record(s, admin, "arena.start", f"campaign {c.id}", details, client_ip(request))
         return _one(s, c.id)
 
     try:
@@ -49,9 +54,12 @@ async def create_campaign(body: CampaignCreate, session: SessionDep, admin: Admi
 
 
 @router.post("/campaigns/{campaign_id}/stop")
-async def stop_campaign(campaign_id: DbId, session: SessionDep, _: Admin) -> CampaignOut:
+async def stop_campaign(
+    request: Request, campaign_id: DbId, session: SessionDep, admin: Admin
+) -> CampaignOut:
     def stop(s):  # type: ignore[no-untyped-def]
         service.stop_campaign(s, campaign_id)
+        record(s, admin, "arena.stop", f"campaign {campaign_id}", {}, client_ip(request))
         return _one(s, campaign_id)
 
     try:

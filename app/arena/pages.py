@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.arena import service
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
 from ml.limits import replace_nul
@@ -32,17 +33,19 @@ async def start_campaign(request: Request, session: SessionDep, admin: Admin) ->
     if not target_raw.isdigit() or len(versions) > service.MAX_VERSIONS:
         return await _error(request, session, "target battles must be a whole number", 422)
     try:
-        await session.run_sync(
+        c = await session.run_sync(
             service.create_campaign, versions, name, int(target_raw), admin.user_id
         )
     except service.ArenaError as e:
         return await _error(request, session, str(e), e.status)
+    details = {"versions": versions, "candidate": None}
+    record(session, admin, "arena.start", f"campaign {c.id}", details, client_ip(request))
     return RedirectResponse("/admin/models#arena", status_code=303)
 
 
 @router.post("/campaigns/{campaign_id}/stop", response_model=None)
 async def stop_campaign(
-    request: Request, campaign_id: DbId, session: SessionDep, _: Admin
+    request: Request, campaign_id: DbId, session: SessionDep, admin: Admin
 ) -> Response:
     form = await _form(request)
     check_csrf(request, (form.get("csrf_token") or [None])[0])
@@ -50,6 +53,7 @@ async def stop_campaign(
         await session.run_sync(service.stop_campaign, campaign_id)
     except service.CampaignNotFound as e:
         raise HTTPException(404, str(e)) from None
+    record(session, admin, "arena.stop", f"campaign {campaign_id}", {}, client_ip(request))
     return RedirectResponse("/admin/models#arena", status_code=303)
 
 

@@ -21,6 +21,8 @@ from ml.limits import check_no_nul, replace_nul
 
 # Every action the app records (docs/security.md lists them with their details).
 ACTIONS = (
+    "arena.start",
+    "arena.stop",
     "audit.export",
     "export.preferences",
     "guidelines.edit",
@@ -37,6 +39,9 @@ ACTIONS = (
     "user.deactivate",
     "user.set_password",
     "user.set_role",
+    "webhook.create",
+    "webhook.set_active",
+    "webhook.test",
 )
 ACTION_FILTER = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
 EXPORT_FORMATS = ("csv", "jsonl")

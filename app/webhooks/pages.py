@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
 from app.web import render
@@ -58,10 +59,22 @@ async def create(request: Request, session: SessionDep, principal: Admin) -> Res
         )
     except service.WebhookError as e:
         return await _page(request, session, status_code=400, error=str(e), submitted=submitted)
+    ep = created.endpoint
+    details = {"endpoint_id": ep.id, "events": events, "description": description}
+    record(session, principal, "webhook.create", _where(url), details, client_ip(request))
     # the one time the secret is shown: rendered into this response, never again
     return await _page(
         request, session, status_code=201, created=created.endpoint, secret=created.secret
     )
+
+
+def _where(url: str) -> str:
+    """The receiver as the audit trail names it: no query string or credentials (they may hold
+    secrets)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}{u.path}"
 
 
 def _text(value: Any) -> str:
@@ -76,9 +89,11 @@ async def set_active(
     check_csrf(request, _text(form.get("csrf_token")))
     active = _text(form.get("active")) == "1"
     try:
-        await session.run_sync(service.set_active, endpoint_id, active)
+        ep = await session.run_sync(service.set_active, endpoint_id, active)
     except service.NotFound as e:
         raise HTTPException(404, str(e)) from None
+    details = {"endpoint_id": endpoint_id, "active": active}
+    record(session, principal, "webhook.set_active", _where(ep.url), details, client_ip(request))
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
@@ -94,4 +109,8 @@ async def test_send(
         raise HTTPException(404, str(e)) from None
     except service.WebhookError as e:
         return await _page(request, session, status_code=409, error=str(e))
+    details = {"endpoint_id": endpoint_id}
+    record(
+        session, principal, "webhook.test", f"endpoint {endpoint_id}", details, client_ip(request)
+    )
     return RedirectResponse("/admin/webhooks#deliveries", status_code=303)
