@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-insecure-secret-change-me"
+# published in earlier versions as the fallback signing key: refused everywhere
+PUBLIC_SECRETS = frozenset({"dev-insecure-secret-change-me", "change-me", "secret"})
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,9 @@ class Settings(BaseSettings):
     env: str = Field("development", description="development | production | test")
     data_dir: Path = Path("./data")
     database_url: str = ""
-    secret_key: str = ""
+    secret_key: str = Field(
+        "", description="session signing key; empty: generated once into DATA_DIR/secret_key"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -96,6 +99,22 @@ class Settings(BaseSettings):
     quality_fast_ms: int = Field(3000, ge=0, description="a task answered faster is 'fast'")
     quality_max_fast_share: float = Field(0.5, ge=0.0, le=1.0, description="flag above")
     quality_max_skip_rate: float = Field(0.5, ge=0.0, le=1.0, description="flag above")
+    # --- security (issue 11): keys, sessions, login throttling, headers ---
+    session_idle_timeout_s: int = Field(
+        8 * 3600, ge=0, description="sign out a session unused this long; 0: never"
+    )
+    login_free_failures: int = Field(
+        5, ge=1, description="failed logins per account before backoff"
+    )
+    login_free_failures_ip: int = Field(
+        20, ge=1, description="failed logins per client address before backoff"
+    )
+    login_backoff_base_s: float = Field(1.0, gt=0, description="first block; doubles per failure")
+    login_max_block_s: float = Field(900.0, gt=0, description="longest block")
+    login_window_s: float = Field(900.0, gt=0, description="failures older than this are forgotten")
+    pseudonym_key: str = Field(
+        "", description="key of labeler pseudonyms in exports; empty: DATA_DIR/pseudonym_key"
+    )
     # training at scale (issue 10): device, precision, processes; runs may override each
     device: str = Field(
         "auto",
@@ -152,12 +171,13 @@ class Settings(BaseSettings):
     def _defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'prefloop.db').resolve()}"
-        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
-            raise ValueError(
-                "PREFLOOP_SECRET_KEY must be set to a random value when PREFLOOP_ENV=production"
-            )
-        if not self.secret_key:
-            self.secret_key = DEV_SECRET
+        for name in ("secret_key", "pseudonym_key"):
+            value = getattr(self, name)
+            if value and (value in PUBLIC_SECRETS or len(value) < 32):
+                raise ValueError(
+                    f"PREFLOOP_{name.upper()} must be a random value of at least 32 characters "
+                    "(or unset: one is generated into the data directory)"
+                )
         return self
 
     @property

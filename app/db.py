@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -45,27 +46,105 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def _pragmas(dbapi_conn: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """Serialize writers with BEGIN IMMEDIATE, WAL for concurrent readers, wait on locks."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+        _pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file readable by its owner only (SQLite gives its -wal and
+    -shm files the same mode); an existing file loses group/other access."""
+    import os
+    from pathlib import Path
+
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # never open an existing database file here: closing any descriptor of it drops every POSIX
+    # lock this process's SQLite connections hold on it
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(st.st_mode & 0o600)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def _is_write(statement: str, context: Any) -> bool:
+    """Does this statement need SQLite's writer lock? DML, DDL, and a SELECT ... FOR UPDATE
+    (which SQLite cannot express: the lock PostgreSQL takes on the rows is the writer lock)."""
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None and getattr(compiled.statement, "_for_update_arg", None) is not None:
+        return True
+    head = statement.lstrip()[:8].upper()
+    if head.startswith(_WRITES):
+        return True
+    return head.startswith("WITH") and any(w in statement.upper() for w in _WRITES[:3])
+
+
+def _sqlite_deferred_reads(engine: Engine) -> None:
+    """The web process's SQLite transactions: one that only reads begins DEFERRED (it holds
+    no lock, so a request can read, then wait for an upload or a model, blocking nobody); the
+    first write of a transaction makes it BEGIN IMMEDIATE. A transaction that read first is
+    restarted at that write (nothing was written yet): reads before and the writes after are
+    then as isolated as PostgreSQL's READ COMMITTED, which the code is written for anyway."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        _pragmas(dbapi_conn)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.info["sqlite_txn"] = "pending"  # BEGIN is sent with the first statement
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        state = conn.info.get("sqlite_txn")
+        if state is None or state == "immediate":
+            return
+        write = _is_write(statement, context)
+        if state == "pending":
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.info["sqlite_txn"] = "immediate" if write else "deferred"
+        elif write:  # deferred, and the first write comes
+            cursor.execute("ROLLBACK")
+            cursor.execute("BEGIN IMMEDIATE")
+            conn.info["sqlite_txn"] = "immediate"
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn):  # type: ignore[no-untyped-def]
+        conn.info["sqlite_txn"] = None
+
+
 def make_sync_engine(url: str | None = None) -> Engine:
     url = sync_url(url or get_settings().database_url)
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine)
         return engine
@@ -75,8 +154,9 @@ def make_sync_engine(url: str | None = None) -> Engine:
 def make_async_engine(url: str | None = None) -> AsyncEngine:
     url = async_url(url or get_settings().database_url)
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        _sqlite_setup(engine.sync_engine)
+        _sqlite_deferred_reads(engine.sync_engine)
         return engine
     settings = get_settings()
     pools = web_pools(settings)

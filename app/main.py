@@ -18,10 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 import app as app_pkg
+from app.auth.keys import private_dir, secret_key
 from app.config import get_settings
 from app.db import make_async_engine, make_async_sessionmaker
 from app.metrics.process import MetricsMiddleware, forget_process
 from app.ops.errors import error_body
+from app.ops.headers import SecurityHeadersMiddleware
 from app.ops.limits import BodyLimitMiddleware
 from app.web import ROOT
 
@@ -54,13 +56,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    private_dir(settings.data_dir)
     app = FastAPI(title="prefloop", version=app_pkg.__version__, lifespan=lifespan)
     app.state.engine = make_async_engine()
     app.state.sessionmaker = make_async_sessionmaker(app.state.engine)
     app.state.shutdown_hooks = [forget_process]  # its live gauges leave the /metrics sums
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.secret_key,
+        secret_key=secret_key(settings),
         session_cookie="prefloop_session",
         max_age=settings.session_max_age_s,
         same_site="lax",
@@ -72,6 +75,7 @@ def create_app() -> FastAPI:
         large=settings.max_import_bytes,
         large_prefixes=LARGE_BODY_PREFIXES,
     )
+    app.add_middleware(SecurityHeadersMiddleware, production=settings.env == "production")
     app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     for router in _routers():

@@ -44,7 +44,7 @@
   function update(r) {
     var pct = r.progress_total ? 100 * r.progress_step / r.progress_total : 0;
     var fill = document.querySelector("#run-progress .fill");
-    if (fill) fill.style.width = pct.toFixed(1) + "%";
+    if (fill) fill.setAttribute("width", pct.toFixed(1));
     var bar = document.querySelector("#run-progress .bar");
     if (bar) bar.setAttribute("aria-valuenow", String(Math.round(pct)));
     byId("run-steps").textContent = r.progress_step + " / " + r.progress_total;

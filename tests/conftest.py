@@ -265,8 +265,20 @@ def page(browser: Any) -> Iterator[Any]:
     context.set_default_timeout(15_000)
     # the "nothing to do" screen re-checks every 15 s in production; faster here
     context.add_init_script("window.PREFLOOP_POLL_MS = 500;")
+    # every Content-Security-Policy violation of any page is recorded: a test fails on one
+    context.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', e =>"
+        " window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));"
+    )
     pg = context.new_page()
     pg.dialogs = []  # type: ignore[attr-defined]
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    violations: list[str] = []
+    pg.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield pg
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"

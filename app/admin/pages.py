@@ -183,6 +183,7 @@ async def activate_version(
         registry.check_activatable(mv)
         previous = await session.run_sync(registry.active_version, mv.kind)
         previous_id = previous.id if previous else None
+        await session.commit()  # no transaction stays open while the model loads
         await asyncio.to_thread(registry.verify, mv)  # loading a model must not block the loop
         mv = await session.run_sync(registry.activate, version_id, False)
         if previous_id != mv.id:

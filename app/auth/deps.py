@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.security import hash_token
+from app.auth.security import hash_token, new_csrf_token
 from app.config import get_settings
 from app.models import ApiToken, Role, User, utcnow
 
@@ -40,10 +40,14 @@ class _AuthCache:
             return True, hit[1]
         return False, None
 
-    def put(self, key: str, value: Principal | None) -> None:
+    def put(self, key: str, value: Principal | None, max_s: float | None = None) -> None:
+        """Cache for AUTH_CACHE_SECONDS, or less (`max_s`: a token expiring sooner)."""
         if len(self._items) > 10_000:
             self._items.clear()
-        self._items[key] = (time.monotonic() + get_settings().auth_cache_seconds, value)
+        ttl = get_settings().auth_cache_seconds
+        if max_s is not None:
+            ttl = max(0.0, min(ttl, max_s))
+        self._items[key] = (time.monotonic() + ttl, value)
 
     def clear(self) -> None:
         self._items.clear()
@@ -70,40 +74,101 @@ async def get_db(request: Request):  # type: ignore[no-untyped-def]
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
-async def _from_token(session: AsyncSession, token: str) -> Principal | None:
-    key = "t:" + hash_token(token)
-    found, principal = auth_cache.get(key)
-    if found:
-        return principal
+async def _still_current(session: AsyncSession, principal: Principal) -> bool:
+    """One indexed read: has anything about the user's credentials changed since `principal`
+    was cached (auth_version is bumped by logout, password/role change, deactivation and token
+    revocation)? Routes off the hot path pay this instead of trusting the cache."""
     row = (
         await session.execute(
-            select(User.id, User.name, User.role, ApiToken.id, User.auth_version)
+            select(User.auth_version, User.active).where(User.id == principal.user_id)
+        )
+    ).first()
+    return row is not None and row[0] == principal.auth_version and bool(row[1])
+
+
+async def _from_token(session: AsyncSession, token: str, verify: bool) -> Principal | None:
+    key = "t:" + hash_token(token)
+    found, principal = auth_cache.get(key)
+    if found and principal and (not verify or await _still_current(session, principal)):
+        return principal
+    if found and principal:
+        auth_cache.forget_user(principal.user_id)
+    now = utcnow()
+    row = (
+        await session.execute(
+            select(
+                User.id, User.name, User.role, ApiToken.id, User.auth_version, ApiToken.expires_at
+            )
             .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == key[2:], ~ApiToken.revoked, User.active)
+            .where(
+                ApiToken.token_hash == key[2:],
+                ~ApiToken.revoked,
+                User.active,
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            )
         )
     ).first()
     principal = Principal(row[0], row[1], Role(row[2]), "token", row[4]) if row else None
+    expires_in = None
     if row:
         await session.execute(
-            update(ApiToken).where(ApiToken.id == row[3]).values(last_used_at=utcnow())
+            update(ApiToken).where(ApiToken.id == row[3]).values(last_used_at=now)
         )
-    auth_cache.put(key, principal)
+        if row[5] is not None:
+            expires_in = (row[5] - now).total_seconds()
+    if principal is not None:  # a refusal is not cached: reactivation holds at once too
+        auth_cache.put(key, principal, expires_in)
     return principal
 
 
-async def _from_session(session: AsyncSession, user_id: int) -> Principal | None:
-    key = f"s:{user_id}"
+async def _from_session(
+    session: AsyncSession, user_id: int, generation: int, verify: bool
+) -> Principal | None:
+    """The cookie's user, if its session generation is still the user's (logout, password or
+    role change and deactivation bump it, ending every earlier session)."""
+    key = f"s:{user_id}:{generation}"
     found, principal = auth_cache.get(key)
-    if found:
+    if found and principal and (not verify or await _still_current(session, principal)):
         return principal
-    user = await session.get(User, user_id)
+    if found:
+        auth_cache.forget_user(user_id)
+    user = await session.get(User, user_id, populate_existing=True)
     principal = (
         Principal(user.id, user.name, Role(user.role), "session", user.auth_version)
-        if user and user.active
+        if user and user.active and user.session_generation == generation
         else None
     )
-    auth_cache.put(key, principal)
+    if principal is not None:
+        auth_cache.put(key, principal)
     return principal
+
+
+def start_session(request: Request, user: User) -> None:
+    """A fresh signed session for `user` (called after a successful login)."""
+    request.session.clear()
+    request.session.update(
+        {
+            "uid": user.id,
+            "gen": user.session_generation,
+            "csrf": new_csrf_token(),
+            "seen": int(time.time()),
+        }
+    )
+
+
+def _idle(request: Request) -> bool:
+    """Past the idle timeout? Otherwise note the activity (at most once a minute: the signed
+    cookie is re-sent anyway; this keeps it from changing on every request)."""
+    limit = get_settings().session_idle_timeout_s
+    now = int(time.time())
+    seen = request.session.get("seen")
+    if not isinstance(seen, int):
+        seen = 0
+    if limit and now - seen > limit:
+        return True
+    if now - seen >= 60:
+        request.session["seen"] = now
+    return False
 
 
 def check_csrf(request: Request, supplied: str | None) -> None:
@@ -112,26 +177,40 @@ def check_csrf(request: Request, supplied: str | None) -> None:
         raise HTTPException(403, "CSRF token missing or invalid; reload the page and try again")
 
 
-async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
+async def _resolve(request: Request, session: AsyncSession, verify: bool) -> Principal | None:
+    """The caller from a bearer token or the session cookie. verify=False (the hot path only)
+    trusts the auth cache; the route's own statement then checks auth_version."""
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPException(401, "Authorization header must be 'Bearer <token>'")
-        principal = await _from_token(session, token.strip())
+        principal = await _from_token(session, token.strip(), verify)
         if principal is None:
-            raise HTTPException(401, "invalid or revoked API token")
+            raise HTTPException(401, "invalid, expired or revoked API token")
         return principal
     uid = request.session.get("uid") if "session" in request.scope else None
-    if not isinstance(uid, int):
+    gen = request.session.get("gen")
+    if not isinstance(uid, int) or not isinstance(gen, int) or _idle(request):
+        if uid is not None:
+            request.session.clear()
         return None
-    principal = await _from_session(session, uid)
+    principal = await _from_session(session, uid, gen, verify)
     if principal is None:
         request.session.clear()
         return None
     # cookie-authenticated JSON writes need the CSRF header; HTML form posts check their field
     if request.method not in SAFE_METHODS and request.url.path.startswith(("/api/", "/v1/")):
         check_csrf(request, request.headers.get(CSRF_HEADER))
+    return principal
+
+
+async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
+    principal = await _resolve(request, session, verify=True)
+    # end the lookup's transaction: the route may read an upload or load a model next, and no
+    # request may hold a (SQLite: writer) lock across that
+    if session.in_transaction():
+        await session.commit()
     return principal
 
 
@@ -180,7 +259,7 @@ async def _authenticate(request: Request, allowed: frozenset[Role]) -> Principal
     the cache misses."""
     lazy = _LazySession(request)
     try:
-        principal = await optional_principal(request, cast(AsyncSession, lazy))
+        principal = await _resolve(request, cast(AsyncSession, lazy), verify=False)
         if lazy.session is not None:
             await lazy.session.commit()
     finally:

@@ -70,10 +70,10 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
                     session, records, settings.default_required_judgments
                 )
         if password:
-            secret = settings.data_dir / "admin-password.txt"
-            secret.parent.mkdir(parents=True, exist_ok=True)
-            secret.write_text(password + "\n")
-            secret.chmod(0o600)
+            from app.auth.keys import private_dir, write_private
+
+            secret = private_dir(settings.data_dir) / "admin-password.txt"
+            write_private(secret, password + "\n")  # 0600 from the first byte
             console.print(
                 f"[bold]admin account created[/bold] name: admin  password: {password}"
                 f"  (also saved to {secret})",

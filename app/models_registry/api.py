@@ -42,6 +42,7 @@ async def activate_model(
         service.check_activatable(mv)
         previous = await session.run_sync(service.active_version, mv.kind)
         previous_id = previous.id if previous else None
+        await session.commit()  # no transaction stays open while the model loads
         await asyncio.to_thread(service.verify, mv)
         mv = await session.run_sync(service.activate, version_id, False)
         if previous_id != mv.id:

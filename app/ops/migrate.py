@@ -26,7 +26,9 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     settings = get_settings()
     if (url or settings.database_url).startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        from app.auth.keys import private_dir
+
+        private_dir(settings.data_dir)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.audit.service import client_ip, record
+from app.audit import client_ip, record
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.ops.errors import DbId
 from app.web import render
@@ -60,7 +60,7 @@ async def create(request: Request, session: SessionDep, principal: Admin) -> Res
     except service.WebhookError as e:
         return await _page(request, session, status_code=400, error=str(e), submitted=submitted)
     endpoint = created.endpoint
-    details = {"url": endpoint.url, "events": endpoint.events}  # never the secret
+    details = {"url": _where(endpoint.url), "events": endpoint.events}  # never the secret
     record(
         session, principal, "webhook.create", f"webhook {endpoint.id}", details, client_ip(request)
     )
@@ -68,6 +68,15 @@ async def create(request: Request, session: SessionDep, principal: Admin) -> Res
     return await _page(
         request, session, status_code=201, created=created.endpoint, secret=created.secret
     )
+
+
+def _where(url: str) -> str:
+    """The receiver as the audit trail names it: no query string or credentials (they may hold
+    secrets)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}{u.path}"
 
 
 def _text(value: Any) -> str:
@@ -86,7 +95,7 @@ async def set_active(
     except service.NotFound as e:
         raise HTTPException(404, str(e)) from None
     action = "webhook.enable" if active else "webhook.disable"
-    details = {"url": endpoint.url}
+    details = {"url": _where(endpoint.url)}
     record(session, principal, action, f"webhook {endpoint_id}", details, client_ip(request))
     return RedirectResponse("/admin/webhooks", status_code=303)
 

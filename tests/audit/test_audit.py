@@ -289,3 +289,35 @@ def test_migration_0003_downgrades_and_upgrades(tmp_path):
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
     engine.dispose()
+
+
+def test_webhook_and_arena_actions_are_recorded(client, tiny_policy_dir):  # type: ignore[no-untyped-def]
+    from tests.workers.support import store_tiny
+
+    h = auth(make_user("boss", "admin"))
+    page = client.get("/admin/webhooks", headers=h).text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    form = {"csrf_token": csrf, "url": "https://hooks.example.com/in?token=s3cret",
+            "events": ["run.failed"]}  # fmt: skip
+    assert client.post("/admin/webhooks", data=form, headers=h).status_code == 201
+    [created] = _events("webhook.create")
+    assert created.details["url"] == "https://hooks.example.com/in"  # no query: it may be secret
+    assert "s3cret" not in json.dumps(created.details)
+    eid = int(created.target.split()[-1])
+    client.post(f"/admin/webhooks/{eid}/active", data={"csrf_token": csrf, "active": "0"},
+                headers=h)  # fmt: skip
+    client.post(f"/admin/webhooks/{eid}/active", data={"csrf_token": csrf, "active": "1"},
+                headers=h)  # fmt: skip
+    client.post(f"/admin/webhooks/{eid}/test", data={"csrf_token": csrf}, headers=h)
+    assert len(_events("webhook.disable")) == len(_events("webhook.enable")) == 1
+    assert len(_events("webhook.test")) == 1
+
+    va, _ = store_tiny(tiny_policy_dir)
+    vb, _ = store_tiny(tiny_policy_dir, activate=False)
+    r = client.post("/api/v1/arena/campaigns", json={"versions": [str(va), str(vb)]}, headers=h)
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert client.post(f"/api/v1/arena/campaigns/{cid}/stop", headers=h).status_code == 200
+    [start], [stop] = _events("arena.campaign_start"), _events("arena.campaign_stop")
+    assert start.details["campaign_id"] == stop.details["campaign_id"] == cid
+    assert start.actor_name == "boss"
