@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.audit import client_ip, record
+from app.audit import client_ip
 from app.auth.deps import Admin, AnyUser, SessionDep
 from app.guidelines import service
 from app.ops.errors import API_ERRORS
@@ -40,15 +40,7 @@ async def write(
     request: Request, body: GuidelinesIn, session: SessionDep, principal: Admin
 ) -> GuidelinesOut:
     try:
-        saved = await service.save(session, body.markdown)
+        saved = await service.save(session, body.markdown, principal, client_ip(request))
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
-    record(
-        session,
-        principal,
-        "guidelines.edit",
-        "guidelines",
-        service.audit_details(saved),
-        client_ip(request),
-    )
     return _out(saved)

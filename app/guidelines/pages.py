@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.audit import client_ip, record
+from app.audit import client_ip
 from app.auth.deps import Admin, SessionDep, check_csrf
 from app.guidelines import service
 from app.web import render
@@ -33,18 +33,10 @@ async def update(
     # browsers send CRLF from textareas; store what the admin typed with plain newlines
     markdown = markdown.replace("\r\n", "\n")
     try:
-        saved = await service.save(session, markdown)
+        await service.save(session, markdown, principal, client_ip(request))
     except ValueError as e:
         g = service.Guidelines(markdown, None)
         return render(
             request, "guidelines/edit.html", 422, g=g, error=str(e), saved=False, nav="guidelines"
         )
-    record(
-        session,
-        principal,
-        "guidelines.edit",
-        "guidelines",
-        service.audit_details(saved),
-        client_ip(request),
-    )
     return RedirectResponse("/admin/guidelines?saved=1", status_code=303)

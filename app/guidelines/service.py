@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -64,8 +65,12 @@ def audit_details(g: Guidelines) -> dict[str, object]:
     return {"chars": len(g.markdown), "sha256": digest}
 
 
-async def save(session: AsyncSession, markdown: str) -> Guidelines:
-    """Store the guidelines (insert or replace)."""
+async def save(
+    session: AsyncSession, markdown: str, actor: Any = None, ip: str | None = None
+) -> Guidelines:
+    """Store the guidelines (insert or replace) and record the edit in the audit trail."""
+    from app.audit import record
+
     if len(markdown) > MAX_CHARS:
         raise ValueError(f"guidelines are limited to {MAX_CHARS} characters")
     check_no_nul(markdown, "guidelines")
@@ -76,4 +81,6 @@ async def save(session: AsyncSession, markdown: str) -> Guidelines:
         index_elements=["key"], set_={"value": markdown, "updated_at": now}
     )
     await session.execute(stmt)
-    return Guidelines(markdown, now)
+    saved = Guidelines(markdown, now)
+    record(session, actor, "guidelines.edit", "guidelines", audit_details(saved), ip)
+    return saved

@@ -99,3 +99,19 @@ def trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
         "logging_steps": 1,
         "dataloader_num_workers": 0,
     }
+
+
+def train_and_save(trainer: Any, stopped: Any, cb: Callbacks, tok: Any, out_dir: Path) -> Any:
+    """Run ``trainer``; unless cancelled (by the progress callback or ``cb.should_stop``), save
+    the unwrapped model with ``tok`` into ``out_dir``. Returns TRL's train output."""
+    from ..callbacks import Cancelled
+    from ..store import save_atomically
+
+    result = trainer.train()
+    if stopped.stopped:
+        raise Cancelled("training cancelled")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if cb.should_stop is not None and cb.should_stop():
+        raise Cancelled("training cancelled")
+    save_atomically(model, tok, out_dir)
+    return result

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..callbacks import Cancelled, ProgressCallback
-from . import Callbacks, PolicyData, TrainResult, curve_rows, trl_common
+from . import Callbacks, PolicyData, TrainResult, curve_rows, train_and_save, trl_common
 
 #: TRL log key -> curve name
 CURVE_KEYS = {
@@ -49,7 +49,7 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     from trl import DPOTrainer
 
     from ..reward import quiet_datasets
-    from ..store import load_tokenizer, save_atomically
+    from ..store import load_tokenizer
 
     out_dir = Path(data.out_dir)
     if out_dir.exists():
@@ -78,13 +78,7 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
         n_train = len(trainer.train_dataset)  # type: ignore[arg-type]  # a map-style Dataset here
         if n_train == 0:
             raise ValueError(f"all {len(rows)} training pairs have a prompt over max_length")
-        result = trainer.train()
-        if callback.stopped:
-            raise Cancelled("training cancelled")
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if cb.should_stop is not None and cb.should_stop():
-            raise Cancelled("training cancelled")
-        save_atomically(model, tok, out_dir)
+        result = train_and_save(trainer, callback, cb, tok, out_dir)
     return TrainResult(
         metrics={
             "train_loss": float(result.training_loss),

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..callbacks import Cancelled, ProgressCallback
-from . import Callbacks, PolicyData, TrainResult, curve_rows, trl_common
+from . import Callbacks, PolicyData, TrainResult, curve_rows, train_and_save, trl_common
 
 #: TRL log key -> curve name (shared by RLOO and GRPO in TRL 1.12)
 CURVE_KEYS = {
@@ -70,7 +70,7 @@ def train_group(
     from transformers.trainer_callback import PrinterCallback
 
     from ..reward import quiet_datasets
-    from ..store import load_tokenizer, save_atomically
+    from ..store import load_tokenizer
 
     out_dir = Path(data.out_dir)
     if out_dir.exists():
@@ -112,13 +112,7 @@ def train_group(
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)
-        result = trainer.train()
-        if callback.stopped:
-            raise Cancelled("training cancelled")
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if cb.should_stop is not None and cb.should_stop():
-            raise Cancelled("training cancelled")
-        save_atomically(model, tok, out_dir)
+        result = train_and_save(trainer, callback, cb, tok, out_dir)
     return TrainResult(
         metrics={
             "train_loss": float(result.training_loss),
