@@ -39,8 +39,9 @@ def _base_type(annotation: Any) -> tuple[type, tuple[str, ...]]:
     return (first if isinstance(first, type) else str), ()
 
 
-def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
-    lo = hi = None
+def _bounds(info: FieldInfo) -> tuple[Any, Any]:
+    lo: Any = None
+    hi: Any = None
     for m in info.metadata:
         if isinstance(m, (at.Ge, at.Gt)):
             lo = getattr(m, "ge", None) if isinstance(m, at.Ge) else m.gt
