@@ -66,6 +66,13 @@ def smollm2() -> tuple[Path, Path]:
     return policy, reward
 
 
+def tiny() -> Path:
+    """The tiny test policy (ml/tiny.py): for comparing process counts cheaply."""
+    from ml.tiny import build_tiny_policy
+
+    return build_tiny_policy(CACHE / "tiny")
+
+
 def oasst_pairs() -> tuple[list[dict], list[dict]]:
     """Ordered pairs (better, worse) of the OASST trees, split 80/20 by prompt."""
     from app.labeled_import.parsers import parse
@@ -97,7 +104,7 @@ def child(args: argparse.Namespace) -> dict:
     from ml.params import PPOParams, RewardParams
 
     set_torch_threads(args.threads)
-    policy, reward = smollm2()
+    policy, reward = smollm2() if args.model == "smollm2" else (tiny(), None)
     stamps: list[float] = []
 
     def progress(step: int, total: int, logs: dict) -> None:
@@ -163,7 +170,7 @@ def two_procs(args: argparse.Namespace) -> dict:
     from ml.params import RewardParams
     from workers.launch import Launch, command
 
-    policy, _ = smollm2()
+    policy = smollm2()[0] if args.model == "smollm2" else tiny()
     train, evals = oasst_pairs()
     cfg = RewardParams(
         max_length=args.procs_length, lora_r=16, max_steps=args.rm_steps,
@@ -206,6 +213,7 @@ def main() -> None:
     ap.add_argument("--rm-eval", type=int, default=64)
     ap.add_argument("--lengths", default="256,512,1024")
     ap.add_argument("--procs-length", type=int, default=256)
+    ap.add_argument("--model", default="smollm2", help="smollm2, or tiny (procs only)")
     ap.add_argument("--only", default="ppo,reward,procs")
     args = ap.parse_args()
     if args.child:
@@ -220,7 +228,8 @@ def main() -> None:
         results[name] = value
         print(json.dumps({name: value}), flush=True)
 
-    smollm2()
+    if only != {"procs"} or args.model == "smollm2":
+        smollm2()
     if "ppo" in only:
         record("ppo_full", run_child(["--child", "ppo", *common], args.threads))
         record("ppo_lora16", run_child(["--child", "ppo", "--lora", "16", *common], args.threads))
@@ -241,7 +250,8 @@ def main() -> None:
                 print(name, "accuracy per CPU-minute", r["acc_per_cpu_min"])
     if OASST.exists() and "procs" in only:
         one = run_child(["--child", "reward", "--lora", "16", "--length",
-                         str(args.procs_length), *common], args.threads)  # fmt: skip
+                         str(args.procs_length), "--model", args.model, *common],
+                        args.threads)  # fmt: skip
         record(f"rm_lora16_{args.procs_length}_1proc", one)
         record(f"rm_lora16_{args.procs_length}_2procs", two_procs(args))
         two = results[f"rm_lora16_{args.procs_length}_2procs"]

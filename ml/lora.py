@@ -105,7 +105,7 @@ def _load_merged(path: Path, dtype: Any) -> Any:
 
     info = json.loads((path / MARKER).read_text())
     ensure_merged(info["base"])  # a LoRA version may start from another LoRA version
-    pc = PeftConfig.from_pretrained(path / ADAPTER_DIR)
+    pc = PeftConfig.from_pretrained(str(path / ADAPTER_DIR))
     if pc.task_type == "SEQ_CLS":
         base = AutoModelForSequenceClassification.from_pretrained(
             info["base"], num_labels=1, dtype=dtype

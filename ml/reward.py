@@ -260,8 +260,7 @@ def train_reward(
         trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
         if weighted:
             trainer.data_collator = _WeightCollator(trainer.data_collator)
-        n_train, n_eval = len(trainer.train_dataset), len(eval_items)
-        assert n_train == len(train_items) and (not n_eval or len(trainer.eval_dataset) == n_eval)
+        n_train, n_eval = len(train_items), len(eval_items)  # TRL's length filter keeps them all
         result = trainer.train()
         if callback.stopped:
             raise Cancelled("training cancelled")

@@ -169,7 +169,8 @@ def run_ranks(
             raise RuntimeError(
                 f"training process group failed (exit {proc.returncode}):\n{_tail(log_path)}"
             )
-        return json.loads(files["result"].read_text())  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(files["result"].read_text())
+        return result
 
 
 def _relay(ctx: Any, path: Path, offset: int, progress: Any) -> int:

@@ -23,19 +23,26 @@ from tests.training.synth import seed_polite_preferences
 RM = {"learning_rate": 2e-3, "num_train_epochs": 2, "max_length": 256, "eval_fraction": 0.25}
 
 
+# ranks inherit the environment: this marks the ones this test process started (other sessions
+# on the machine may be running ranks of their own)
+os.environ["PREFLOOP_RANKS_TEST"] = str(os.getpid())
+MARK = f"PREFLOOP_RANKS_TEST={os.getpid()}".encode()
+
+
 def _rank_pids() -> list[int]:
-    """Processes running a rank of this test session's runs (found by their command line)."""
+    """Processes running a rank of this test process's runs."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"workers.launch_rank" not in cmd or b"torch.distributed.run" in cmd:
+                continue
+            if MARK in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
         except OSError:
             continue
-        if b"workers.launch_rank" in cmd and b"torch.distributed.run" not in b" ".join(cmd):
-            if any(b"prefloop-" in c and b"-ranks-" in c for c in cmd):
-                pids.append(int(entry.name))
     return pids
 
 

@@ -201,7 +201,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     required = p.required_judgments or s.default_required_judgments
     batch = p.batch_prompts
     limit = p.prompts or max(s.queue_target, 1)
-    gp = {
+    gp: dict[str, Any] = {
         "max_new_tokens": s.max_new_tokens if p.max_new_tokens is None else p.max_new_tokens,
         "temperature": s.temperature if p.temperature is None else p.temperature,
         "top_p": s.top_p if p.top_p is None else p.top_p,
