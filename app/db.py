@@ -60,11 +60,11 @@ def _sqlite_setup(engine: Engine) -> None:
     """Serialize writers with BEGIN IMMEDIATE, WAL for concurrent readers, wait on locks."""
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn, _record):
         _pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -114,15 +114,15 @@ def _sqlite_deferred_reads(engine: Engine) -> None:
     then as isolated as PostgreSQL's READ COMMITTED, which the code is written for anyway."""
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn, _record):
         _pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn):
         conn.info["sqlite_txn"] = "pending"  # BEGIN is sent with the first statement
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _before(conn, cursor, statement, parameters, context, executemany):
         state = conn.info.get("sqlite_txn")
         if state is None or state == "immediate":
             return
@@ -137,7 +137,7 @@ def _sqlite_deferred_reads(engine: Engine) -> None:
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
-    def _end(conn):  # type: ignore[no-untyped-def]
+    def _end(conn):
         conn.info["sqlite_txn"] = None
 
 

@@ -90,9 +90,8 @@ class LocalGenerator:
         self.place = place or Placement("cpu", "float32")
         ensure_merged(self.path)  # a LoRA version generates from its merged copy
         self.tokenizer = load_tokenizer(self.path, padding_side="left")
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.path, dtype=self.place.torch_dtype
-        ).to(self.place.device)
+        model: Any = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.place.torch_dtype)
+        self.model = model.to(self.place.device)
         self.model.eval()
         self._lock = threading.Lock()
 

@@ -675,4 +675,5 @@ class PolicyParams:
         return POLICY_MODELS[algorithm].model_validate(data)
 
 
+# a dispatcher (by `algorithm`), not a RunParams subclass, but it validates the same way
 PARAMS["policy"] = PolicyParams  # type: ignore[assignment]

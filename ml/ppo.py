@@ -155,7 +155,8 @@ def _response_logprobs(model: Any, qr: torch.Tensor, ctx: int, pad_id: int) -> t
     from trl.experimental.ppo.ppo_trainer import forward
     from trl.trainer.utils import selective_log_softmax
 
-    logits = forward(model, qr, pad_id).logits[:, ctx - 1 : -1]
+    out: Any = forward(model, qr, pad_id)
+    logits = out.logits[:, ctx - 1 : -1]
     return selective_log_softmax(logits.float(), qr[:, ctx:])
 
 
@@ -200,7 +201,7 @@ def mean_reward(
 
     if tokenizer is None:
         src = policy_path_or_model
-        tokenizer = load_tokenizer(src if isinstance(src, (str, Path)) else src.name_or_path)
+        tokenizer = load_tokenizer(Path(src if isinstance(src, str | Path) else src.name_or_path))
     policy = _as_model(policy_path_or_model, AutoModelForCausalLM)
     reward = _as_model(reward_path, AutoModelForSequenceClassification)
     ids = tokenize_prompts(tokenizer, prompts, max_prompt_length)

@@ -82,7 +82,9 @@ def _weighted_trainer_class() -> type:
 
         def _set_signature_columns_if_needed(self) -> None:
             if self._signature_columns is None:
-                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]  # type: ignore[assignment]
+                # TRL declares it Optional[list[str]] on the base class only through assignment
+                cols = ["chosen_ids", "rejected_ids", "margin", "weight"]
+                self._signature_columns = cols  # type: ignore[assignment]
 
         def compute_loss(
             self, model: Any, inputs: Any, return_outputs: bool = False,

@@ -41,7 +41,7 @@ def _busy_campaigns(session: Session) -> set[int]:
             Run.kind == RunKind.battle, Run.status.in_([RunStatus.queued, RunStatus.running])
         )
     )
-    return {p.get("campaign_id") for p in params if isinstance(p, dict)}  # type: ignore[misc]
+    return {int(p["campaign_id"]) for p in params if isinstance(p, dict) and "campaign_id" in p}
 
 
 def _last_runs(session: Session) -> dict[int, Run]:

@@ -56,16 +56,16 @@ def main(spec_path: str) -> int:
     from ml.device import Placement, set_torch_threads
     from ml.params import parse
 
-    spec = json.loads(Path(spec_path).read_text())
+    spec: dict[str, Any] = json.loads(Path(spec_path).read_text())
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     set_torch_threads(int(spec.get("threads") or 0))
     events = Events(Path(spec["events"])) if rank == 0 else None
     stop = threading.Event()
-    if rank == 0:
+    if events is not None:
         threading.Thread(target=_beat, args=(Path(spec["heartbeat"]), stop), daemon=True).start()
-        events.log(f"{world} process(es) started on {spec['place']['device']}")  # type: ignore[union-attr]
-    cfg = parse(spec["kind"], spec["cfg"])
+        events.log(f"{world} process(es) started on {spec['place']['device']}")
+    cfg: Any = parse(spec["kind"], spec["cfg"])  # RewardParams or PPOParams, by kind
     place = Placement(**spec["place"])
     progress = events.progress if events is not None else None
     try:
@@ -73,7 +73,7 @@ def main(spec_path: str) -> int:
             from ml.reward import train_reward
 
             out = train_reward(
-                Path(spec["base"]), spec["train"], spec["eval"], Path(spec["out"]), cfg,  # type: ignore[arg-type]
+                Path(spec["base"]), spec["train"], spec["eval"], Path(spec["out"]), cfg,
                 progress, None, place, save=rank == 0,
             )  # fmt: skip
         else:
@@ -81,7 +81,7 @@ def main(spec_path: str) -> int:
 
             out = train_ppo(
                 Path(spec["base"]), Path(spec["reward"]), spec["train"], spec["eval"],
-                Path(spec["out"]), cfg, progress, None, place, save=rank == 0,  # type: ignore[arg-type]
+                Path(spec["out"]), cfg, progress, None, place, save=rank == 0,
             )  # fmt: skip
     except BaseException:
         print(f"rank {rank} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)

@@ -48,7 +48,7 @@ async def blocked_for(session: AsyncSession, keys: list[str]) -> int:
             LoginThrottle.key.in_(keys), LoginThrottle.blocked_until > now
         )
     )
-    latest = max(until, default=None)
+    latest = max((u for u in until if u is not None), default=None)
     return ceil((latest - now).total_seconds()) if latest else 0
 
 
@@ -69,9 +69,9 @@ async def failed(session: AsyncSession, account: str, address: str) -> int:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     block = 0
     for key, free in ((account, s.login_free_failures), (address, s.login_free_failures_ip)):
-        stmt = insert(LoginThrottle).values(key=key, failures=1, updated_at=now)
+        new = insert(LoginThrottle).values(key=key, failures=1, updated_at=now)
         t = LoginThrottle.__table__.c
-        stmt = stmt.on_conflict_do_update(
+        stmt = new.on_conflict_do_update(
             index_elements=["key"],
             set_={
                 # a count older than the window starts again (unless still blocked)
@@ -98,7 +98,7 @@ async def failed(session: AsyncSession, account: str, address: str) -> int:
     return block
 
 
-def _restart_or_add(t, stale: datetime, now: datetime):  # type: ignore[no-untyped-def]
+def _restart_or_add(t, stale: datetime, now: datetime):
     from sqlalchemy import case
 
     expired = (t.updated_at < stale) & (or_(t.blocked_until.is_(None), t.blocked_until < now))

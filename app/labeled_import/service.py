@@ -156,7 +156,8 @@ def _battles(
             continue
         have.add(tid)
         ca, cb = (by_hash[(tid, store.completion_hash(text, source))] for text in r.completions)
-        a, b = r.models  # type: ignore[misc]
+        assert r.models is not None  # arena records always name both models
+        a, b = r.models
         session.add(Battle(task_id=tid, model_a=a, model_b=b, completion_a_id=ca,
                            completion_b_id=cb, source=source))  # fmt: skip
         made += 1

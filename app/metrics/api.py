@@ -38,7 +38,7 @@ async def metrics_reader(request: Request) -> None:
     await _authenticate(request, frozenset({Role.admin}))
 
 
-metrics_reader.roles = ROLES  # type: ignore[attr-defined]
+metrics_reader.roles = ROLES  # type: ignore[attr-defined]  # route x role test reads it
 
 router = APIRouter(tags=["ops"], dependencies=[Depends(metrics_reader)], responses=API_ERRORS)
 

@@ -200,7 +200,8 @@ async def include(
 
     def run(s: Any) -> dict[str, Any]:
         ex = service.undo_exclusion(s, _labeler_or_404(s, user_id).id, principal, ip)
-        return {"exclusion_id": ex.id, "undone_at": ex.undone_at.isoformat()}  # type: ignore[union-attr]
+        assert ex.undone_at is not None  # undo_exclusion sets it
+        return {"exclusion_id": ex.id, "undone_at": ex.undone_at.isoformat()}
 
     try:
         return await session.run_sync(run)

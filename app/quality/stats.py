@@ -295,8 +295,12 @@ def compute(
 
 def crowd_agreement(stats: Iterable[LabelerStats], th: Thresholds) -> float | None:
     """The median majority agreement of labelers with enough compared pairs."""
-    values = [s.recent.agreement for s in stats if s.recent.compared >= th.min_overlap]
-    return statistics.median(values) if values else None  # type: ignore[type-var]
+    values = [
+        float(s.recent.agreement)
+        for s in stats
+        if s.recent.compared >= th.min_overlap and s.recent.agreement is not None
+    ]
+    return statistics.median(values) if values else None
 
 
 def agreement_low(c: Counts, th: Thresholds, crowd: float | None) -> bool:

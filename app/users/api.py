@@ -41,7 +41,7 @@ def token_read(row: service.TokenRow) -> TokenRead:
         user=row.user,
         name=t.name,
         prefix=t.prefix,
-        state=row.state,  # type: ignore[arg-type]
+        state=row.state,
         created_at=t.created_at,
         expires_at=t.expires_at,
         last_used_at=t.last_used_at,

@@ -17,7 +17,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
     users = group("users", "")
     tokens = group("tokens", "")
 
-    def _run(fn, *args):  # type: ignore[no-untyped-def]
+    def _run(fn, *args):
         """fn(session, *args) in one transaction; a UserError ends the command with its text."""
         from app.db import session_scope
         from app.users.service import UserError
@@ -124,7 +124,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
 
         from app.users.service import list_tokens
 
-        def when(v):  # type: ignore[no-untyped-def]
+        def when(v):
             return f"{v:%Y-%m-%d %H:%M}" if v else ""
 
         rows = _run(list_tokens, user)
@@ -144,7 +144,7 @@ def register(root: typer.Typer, group: Callable[[str, str], typer.Typer]) -> Non
         """Revoke a token: refused from its next request on."""
         from app.users.service import revoke_token
 
-        def revoke(session):  # type: ignore[no-untyped-def]
+        def revoke(session):
             row = revoke_token(session, token)
             return row.token.id, row.user
 

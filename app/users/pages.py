@@ -3,6 +3,7 @@ and revoke tokens. A generated password or token is shown once, in the answer to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -81,10 +82,13 @@ async def user_page(
     return await _detail(request, session, user_id)
 
 
-async def _change(request: Request, session: SessionDep, user_id: int, fn: Any, *args: Any) -> Any:
+async def _change(
+    request: Request, session: SessionDep, user_id: int, fn: Callable[..., Any], *args: Any
+) -> Any:
     """Run a service change on user `user_id`; returns its result or an error page."""
     try:
-        return await session.run_sync(fn, *args, request.state.principal, client_ip(request))
+        who, ip = request.state.principal, client_ip(request)
+        return await session.run_sync(lambda s: fn(s, *args, who, ip))
     except service.NotFound:
         raise HTTPException(404, f"user {user_id} does not exist") from None
     except service.UserError as e:

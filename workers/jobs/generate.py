@@ -15,7 +15,7 @@ import random
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -62,7 +62,7 @@ def generator_for(path: str, settings: Any, model_name: str, place: Any = None) 
     return gen
 
 
-def resolve_versions(session: Session, refs: Any) -> list[tuple[int, str, str]]:
+def resolve_versions(session: Session, refs: Any) -> list[tuple[int | None, str, str]]:
     """(id, version, path) for the requested versions, or the active policy."""
     if refs in (None, "", []):
         mv = registry.active_version(session, ModelKind.policy)
@@ -76,7 +76,7 @@ def resolve_versions(session: Session, refs: Any) -> list[tuple[int, str, str]]:
         refs = [r.strip() for r in refs.split(",") if r.strip()]
     if not isinstance(refs, list):
         raise GenerateError("param versions must be a list of version names or ids")
-    out = []
+    out: list[tuple[int | None, str, str]] = []
     for ref in refs:
         try:
             mv = registry.get_version(session, ref)
@@ -94,8 +94,8 @@ def select_prompts(
     """(id, content_hash, messages, tags) of the prompts this run generates for."""
     cols = (Prompt.id, Prompt.content_hash, Prompt.messages, Prompt.tags)
     if prompt_ids:
-        rows = session.execute(select(*cols).where(Prompt.id.in_(prompt_ids)).order_by(Prompt.id))
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        chosen = session.execute(select(*cols).where(Prompt.id.in_(prompt_ids)).order_by(Prompt.id))
+        return [tuple(r) for r in chosen]
     rows = list(
         session.execute(
             select(*cols).where(Prompt.needs_candidates).order_by(Prompt.id).limit(limit)
@@ -116,7 +116,7 @@ def select_prompts(
             .order_by(has_open, func.coalesce(tasks.c.n, 0), func.random())
             .limit(limit - len(rows))
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def write_task(
@@ -176,9 +176,7 @@ def write_task(
     session.add_all(
         TaskCandidate(task_id=task.id, position=i, completion_id=c) for i, c in enumerate(cids)
     )
-    session.execute(
-        Prompt.__table__.update().where(Prompt.id == pid).values(needs_candidates=False)
-    )
+    session.execute(update(Prompt).where(Prompt.id == pid).values(needs_candidates=False))
     session.flush()
     return task.id
 
@@ -213,7 +211,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if external and not p.versions and not registry.active_version(session, "policy"):
             versions: list[tuple[int | None, str, str]] = [(None, s.generation_model, "")]
         else:
-            versions = resolve_versions(session, p.versions)  # type: ignore[assignment]
+            versions = resolve_versions(session, p.versions)
         prompts = select_prompts(session, limit, p.prompt_ids, p.fresh)
         sel = selection.plan(session, s, ctx.params, k, len(versions), seed, ctx.log)
     ctx.log(

@@ -49,6 +49,7 @@ def config_from(params: dict[str, Any], cls: type[T]) -> T:
     from ml.params import ParamError, parse
 
     try:
+        # every T here is a RunParams subclass with a `kind` ClassVar; parse returns that class
         return parse(cls.kind, params)  # type: ignore[attr-defined,return-value]
     except ParamError as exc:
         raise JobParamError(f"invalid params: {exc}") from None
@@ -94,6 +95,8 @@ def series(history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
     out: dict[str, list[list[float]]] = {}
     for row in history:
         step = row.get("step")
+        if not isinstance(step, int | float):
+            continue
         for key, value in row.items():
             if key in NOT_CURVES or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
@@ -154,9 +157,10 @@ def policy_version(session: Session, ref: Any = None) -> ModelVersion:
         if mv.kind != ModelKind.policy:
             raise JobParamError(f"version {mv.version} is a {mv.kind.value} model, not a policy")
     else:
-        mv = registry.active_version(session, ModelKind.policy)
-        if mv is None:
+        active = registry.active_version(session, ModelKind.policy)
+        if active is None:
             raise JobParamError("no active policy version; activate one on /admin/models")
+        mv = active
     if mv.status in (ModelStatus.training, ModelStatus.failed):
         raise JobParamError(f"policy version {mv.version} is {mv.status.value}")
     return mv
@@ -171,9 +175,10 @@ def reward_version(session: Session, ref: Any = None) -> ModelVersion:
         if mv.status in (ModelStatus.training, ModelStatus.failed):
             raise JobParamError(f"reward version {mv.version} is {mv.status.value}")
         return mv
-    mv = newest_reward_version(session)
-    if mv is None:
+    newest = newest_reward_version(session)
+    if newest is None:
         raise JobParamError("no reward model is ready; run a reward run first")
+    mv = newest
     return mv
 
 
