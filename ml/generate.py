@@ -311,17 +311,20 @@ class RemoteGenerator:
 
 
 def make_generator(
-    backend: str,
-    path_or_model: str | Path,
-    base_url: str | None = None,
+    path: str,
+    name: str,
+    *,
+    backend: str = "transformers",
+    base_url: str = "",
     api_key: str | None = None,
+    model: str = "",
     place: Placement | None = None,
 ) -> LocalGenerator | RemoteGenerator:
-    """Build a generator: ``"local"`` (a model dir) or ``"remote"`` (a model name)."""
-    if backend == "local":
-        return LocalGenerator(path_or_model, place=place)
-    if backend == "remote":
+    """The generator for one model version, as both the worker and `/v1` build it: local
+    transformers on `place`, or an external OpenAI-compatible server (`backend="openai"`,
+    asked for `model`, else the version name). ValueError when the external one has no URL."""
+    if backend == "openai":
         if not base_url:
-            raise ValueError("remote backend needs base_url")
-        return RemoteGenerator(base_url, api_key, str(path_or_model))
-    raise ValueError(f"unknown generation backend {backend!r}")
+            raise ValueError("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
+        return RemoteGenerator(base_url, api_key, model or name)
+    return LocalGenerator(path, place=place)

@@ -75,20 +75,26 @@ class ServingEngine:
         )
 
     def _build(self, target: Target) -> Loaded:
-        from ml.generate import LocalGenerator, RemoteGenerator
+        from ml.device import placement, set_torch_threads
+        from ml.generate import make_generator
 
         s = self.settings
-        if s.generation_backend == "openai":
-            if not s.generation_base_url:
-                raise NoModel("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
-            gen: Any = RemoteGenerator(
-                s.generation_base_url, s.generation_api_key, s.generation_model or target.name
-            )
-        else:
-            from ml.device import placement, set_torch_threads
-
+        place = None
+        if s.generation_backend != "openai":
             set_torch_threads(s.torch_threads)
-            gen = LocalGenerator(target.path, place=placement(s.device, s.dtype, training=False))
+            place = placement(s.device, s.dtype, training=False)
+        try:
+            gen = make_generator(
+                target.path,
+                target.name,
+                backend=s.generation_backend,
+                base_url=s.generation_base_url,
+                api_key=s.generation_api_key,
+                model=s.generation_model,
+                place=place,
+            )
+        except ValueError as e:
+            raise NoModel(str(e)) from None
         return Loaded(target, gen, time.monotonic())
 
     async def _load(self, target: Target) -> Loaded:

@@ -90,9 +90,12 @@ def test_remote_generator_against_openai_compatible_server() -> None:
 
 
 def test_make_generator(tiny_policy_dir: Path) -> None:
-    assert isinstance(make_generator("local", tiny_policy_dir, None, None), LocalGenerator)
-    remote = make_generator("remote", "m", "http://srv", None)
+    """The one factory the worker and /v1 share: local by default, external by backend."""
+    assert isinstance(make_generator(str(tiny_policy_dir), "v1"), LocalGenerator)
+    remote = make_generator("/unused", "v1", backend="openai", base_url="http://srv", model="")
     assert isinstance(remote, RemoteGenerator)
-    assert remote.url == "http://srv/v1/chat/completions"
-    with pytest.raises(ValueError):
-        make_generator("nope", "m", None, None)
+    assert remote.url == "http://srv/v1/chat/completions" and remote.model == "v1"
+    named = make_generator("/unused", "v1", backend="openai", base_url="http://srv", model="m")
+    assert isinstance(named, RemoteGenerator) and named.model == "m"
+    with pytest.raises(ValueError, match="BASE_URL"):
+        make_generator("/unused", "v1", backend="openai")

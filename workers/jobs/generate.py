@@ -44,18 +44,27 @@ class GenerateError(RuntimeError):
 
 def generator_for(path: str, settings: Any, model_name: str, place: Any = None) -> Any:
     """A generator for a version (cached per worker process: loading a model takes seconds)."""
-    from ml.generate import LocalGenerator, RemoteGenerator
+    from ml.generate import make_generator
 
-    if settings.generation_backend == "openai":
-        if not settings.generation_base_url:
-            raise GenerateError("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
-        name = settings.generation_model or model_name
-        return RemoteGenerator(settings.generation_base_url, settings.generation_api_key, name)
+    remote = settings.generation_backend == "openai"
     key = f"{path}|{place}"
-    if key in _generators:
+    if not remote and key in _generators:
         _generators.move_to_end(key)
         return _generators[key]
-    gen = LocalGenerator(path, place=place)
+    try:
+        gen = make_generator(
+            path,
+            model_name,
+            backend=settings.generation_backend,
+            base_url=settings.generation_base_url,
+            api_key=settings.generation_api_key,
+            model=settings.generation_model,
+            place=place,
+        )
+    except ValueError as e:
+        raise GenerateError(str(e)) from None
+    if remote:
+        return gen
     _generators[key] = gen
     while len(_generators) > MAX_CACHED:
         _generators.popitem(last=False)
