@@ -19,7 +19,7 @@ JobFn = Callable[[Any], dict[str, Any]]
 JOBS: dict[RunKind, str] = {
     RunKind.generate: "workers.jobs.generate",
     RunKind.reward: "workers.jobs.reward",
-    RunKind.ppo: "workers.jobs.ppo",  # runs queued before `policy` existed
+    RunKind.ppo: "workers.jobs.policy",  # rows queued before `policy` existed: algorithm ppo
     RunKind.battle: "workers.jobs.battle",
     RunKind.policy: "workers.jobs.policy",
 }
