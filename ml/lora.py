@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .store import staging_dir
+
 ADAPTER_DIR = "adapter"
 MARKER = "lora.json"
 
@@ -79,10 +81,7 @@ def is_adapter_only(path: Path | str) -> bool:
 def save_adapter(peft_model: Any, tokenizer: Any, base: Path | str, dest: Path, info: dict) -> Path:
     """Write an adapter version (``adapter/``, tokenizer, ``lora.json``) atomically to ``dest``."""
     dest = Path(dest)
-    if dest.exists():
-        raise FileExistsError(f"refusing to overwrite {dest}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = staging_dir(dest)
     try:
         peft_model.save_pretrained(tmp / ADAPTER_DIR)
         cfg_path = tmp / ADAPTER_DIR / "adapter_config.json"

@@ -40,16 +40,22 @@ def smollm2_gguf_path() -> Path | None:
     return None
 
 
+def staging_dir(dest: Path) -> Path:
+    """A fresh temporary sibling of ``dest`` to write a version into before renaming it into
+    place; ``FileExistsError`` if ``dest`` exists (a version is never overwritten)."""
+    if dest.exists():
+        raise FileExistsError(f"refusing to overwrite {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+
+
 def save_atomically(model: Any, tokenizer: Any, dest: Path) -> Path:
     """Save ``model`` and ``tokenizer`` to ``dest`` via a temporary sibling dir and a rename.
 
     Never overwrites: raises ``FileExistsError`` if ``dest`` exists (before or after saving).
     """
     dest = Path(dest)
-    if dest.exists():
-        raise FileExistsError(f"refusing to overwrite {dest}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = staging_dir(dest)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

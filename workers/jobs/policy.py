@@ -15,6 +15,7 @@ from typing import Any
 
 from app.models import ModelKind, ModelStatus, ModelVersion
 from app.models_registry import service as registry
+from app.quality.lineage import id_ranges
 from workers.context import JobContext
 from workers.datasets import ppo_prompts, reward_rows
 from workers.jobs.training import (
@@ -23,7 +24,6 @@ from workers.jobs.training import (
     clean,
     compute_metrics,
     compute_placement,
-    id_ranges,
     ids_digest,
     newest_reward_version,
     policy_version,

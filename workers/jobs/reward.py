@@ -9,6 +9,7 @@ from typing import Any
 
 from app.models import ModelKind, ModelStatus
 from app.models_registry import service as registry
+from app.quality.lineage import id_ranges
 from workers.context import JobContext
 from workers.datasets import reward_rows
 from workers.jobs.training import (
@@ -18,7 +19,6 @@ from workers.jobs.training import (
     compute_metrics,
     compute_placement,
     config_from,
-    id_ranges,
     ids_digest,
     policy_version,
     series,

@@ -131,17 +131,6 @@ class CurveProgress:
         self.ctx.progress(step, total, {"live": picked, "curves": snapshot})
 
 
-def id_ranges(ids: list[int]) -> list[list[int]]:
-    """Sorted ids as inclusive [first, last] runs: an exact, compact record of a dataset."""
-    out: list[list[int]] = []
-    for i in sorted(set(ids)):
-        if out and out[-1][1] == i - 1:
-            out[-1][1] = i
-        else:
-            out.append([i, i])
-    return out
-
-
 def expand_ranges(ranges: list[list[int]]) -> list[int]:
     return [i for a, b in ranges for i in range(a, b + 1)]
 
