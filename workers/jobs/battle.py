@@ -27,7 +27,7 @@ from app.models import (
 from app.prompts.store import completion_hash, task_key
 from ml.limits import replace_nul
 from workers.context import JobContext
-from workers.jobs.generate import generator_for
+from workers.jobs.generate import add_completion, generator_for
 from workers.jobs.training import JobParamError
 
 PromptRow = tuple[int, str, list, list]
@@ -57,17 +57,7 @@ def _completion(session: Session, pid: int, text: str, vid: int, vname: str, gp:
     )
     if found is not None:
         return found
-    c = Completion(
-        prompt_id=pid,
-        content_hash=h,
-        text=text,
-        source=f"policy:{vname}",
-        model_version_id=vid,
-        generation_params={**gp, "model_version": vname},
-    )
-    session.add(c)
-    session.flush()
-    return c.id
+    return add_completion(session, pid, h, text, vid, vname, gp)
 
 
 def write_battle(

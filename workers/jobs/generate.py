@@ -128,6 +128,29 @@ def select_prompts(
     return [tuple(r) for r in rows]
 
 
+def add_completion(
+    session: Session,
+    pid: int,
+    h: str,
+    text: str,
+    vid: int | None,
+    vname: str,
+    gen_params: dict[str, Any],
+) -> int:
+    """Store one generated completion (content hash `h`) of version `vname`; its id."""
+    c = Completion(
+        prompt_id=pid,
+        content_hash=h,
+        text=text,
+        source=f"policy:{vname}",
+        model_version_id=vid,
+        generation_params={**gen_params, "model_version": vname},
+    )
+    session.add(c)
+    session.flush()
+    return c.id
+
+
 def write_task(
     session: Session,
     prompt: tuple[int, str, list, list],
@@ -160,17 +183,7 @@ def write_task(
     cids = []
     for h, (text, vid, vname) in seen.items():
         if h not in existing:
-            c = Completion(
-                prompt_id=pid,
-                content_hash=h,
-                text=text,
-                source=f"policy:{vname}",
-                model_version_id=vid,
-                generation_params={**gen_params, "model_version": vname},
-            )
-            session.add(c)
-            session.flush()
-            existing[h] = c.id
+            existing[h] = add_completion(session, pid, h, text, vid, vname, gen_params)
         cids.append(existing[h])
     random.shuffle(cids)
     task = ComparisonTask(
