@@ -45,9 +45,11 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
     hi: float | None = None
     for m in info.metadata:
         if isinstance(m, at.Ge | at.Gt):
-            lo = float(m.ge if isinstance(m, at.Ge) else m.gt)  # type: ignore[arg-type]  # numeric bounds only
+            v = m.ge if isinstance(m, at.Ge) else m.gt
+            lo = v if isinstance(v, int | float) else lo
         if isinstance(m, at.Le | at.Lt):
-            hi = float(m.le if isinstance(m, at.Le) else m.lt)  # type: ignore[arg-type]  # numeric bounds only
+            w = m.le if isinstance(m, at.Le) else m.lt
+            hi = w if isinstance(w, int | float) else hi
     return lo, hi
 
 
