@@ -53,6 +53,15 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
     return lo, hi
 
 
+def _between(field: Field) -> str:
+    """ " (must be between 2 and 9)": bounds as the admin typed them (no 2.0 for an int)."""
+    lo = "" if field.lo is None else f"{field.lo:g}"
+    hi = "" if field.hi is None else f"{field.hi:g}"
+    if lo and hi:
+        return f" (must be between {lo} and {hi})"
+    return f" (must be at least {lo})" if lo else f" (must be at most {hi})"
+
+
 def fields_of(model: type[run_params.RunParams]) -> list[Field]:
     """The form fields of a parameter model: its own first, then compute/LoRA fields."""
     own = [n for n in model.__annotations__ if n in model.model_fields]
@@ -106,7 +115,7 @@ def parse_policy(form: dict[str, str]) -> dict[str, object]:
         shown = str(raw.get(name, ""))[:40]
         bounds = ""
         if field is not None and (field.lo is not None or field.hi is not None):
-            bounds = f" (must be between {field.lo} and {field.hi})"
+            bounds = _between(field)
         label = field.label if field is not None else (name or algorithm)
         raise FormError(f"{label} {shown!r}: {first['msg']}{bounds}") from None
 
@@ -134,5 +143,5 @@ def parse(kind: str, form: dict[str, str]) -> dict[str, object]:
         field = next((f for f in FIELDS[kind] if f.name == name), None)
         bounds = ""
         if field is not None and (field.lo is not None or field.hi is not None):
-            bounds = f" (must be between {field.lo} and {field.hi})"
+            bounds = _between(field)
         raise FormError(f"{labels.get(name, name)} {shown!r}: {first['msg']}{bounds}") from None

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from app.quality.lineage import id_ranges
 from ml.ppo import PPORunConfig
 from ml.reward import RewardRunConfig
 from workers.jobs.training import (
@@ -13,7 +14,6 @@ from workers.jobs.training import (
     clean,
     config_from,
     expand_ranges,
-    id_ranges,
     number,
     series,
 )
