@@ -6,9 +6,14 @@ from __future__ import annotations
 INT32_MAX = 2**31 - 1
 
 
+def has_nul(value: str) -> bool:
+    """The one NUL test: PostgreSQL text and jsonb cannot hold U+0000."""
+    return "\x00" in value
+
+
 def check_no_nul(value: str, what: str = "text") -> str:
-    """The one NUL check: PostgreSQL text and jsonb cannot hold U+0000 (ValueError names `what`)."""
-    if "\x00" in value:
+    """`value`, or ValueError naming `what` when it holds a NUL character."""
+    if has_nul(value):
         raise ValueError(f"{what} must not contain NUL (\\u0000) characters")
     return value
 

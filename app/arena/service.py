@@ -27,6 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.models_registry import service as registry
+from ml.limits import INT32_MAX
 
 MAX_VERSIONS = 8
 BATTLEABLE = {ModelStatus.ready, ModelStatus.active, ModelStatus.retired}
@@ -143,7 +144,7 @@ def create_campaign(
 
 
 def get_campaign(session: Session, campaign_id: int) -> ArenaCampaign:
-    c = session.get(ArenaCampaign, campaign_id) if 1 <= campaign_id < 2**31 else None
+    c = session.get(ArenaCampaign, campaign_id) if 1 <= campaign_id <= INT32_MAX else None
     if c is None:
         raise CampaignNotFound(f"no arena campaign {campaign_id}")
     return c

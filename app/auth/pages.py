@@ -22,6 +22,7 @@ from app.auth.security import DUMMY_HASH, verify_password_off_loop
 from app.models import Role, User
 from app.users import service as users
 from app.web import render
+from ml.limits import has_nul
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
 
@@ -50,7 +51,7 @@ async def login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
-    if "\x00" in name:  # no account has one, and PostgreSQL cannot even compare it
+    if has_nul(name):  # no account has one, and PostgreSQL cannot even compare it
         error = "The name must not contain NUL characters."
         return render(request, "auth/login.html", status_code=422, error=error, next=next)
     name = name.strip()

@@ -18,6 +18,7 @@ from app.ops.errors import DbId
 from app.quality import lineage, service
 from app.quality.gold import GoldError, GoldIn, describe
 from app.web import render
+from ml.limits import INT32_MAX
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -115,7 +116,7 @@ def parse_answer(text: str) -> GoldIn:
 async def mark_gold(request: Request, session: SessionDep, principal: Admin) -> Response:
     form = await _form(request)
     raw_id = form.get("task_id", "").strip()
-    if not raw_id.isascii() or not raw_id.isdigit() or not 0 < int(raw_id) < 2**31:
+    if not raw_id.isascii() or not raw_id.isdigit() or not 0 < int(raw_id) <= INT32_MAX:
         return await _page(request, session, 400, error="task id must be a positive number")
     try:
         answer = parse_answer(form.get("answer", ""))

@@ -24,6 +24,7 @@ from app.users.schemas import (
     UserRead,
     UserUpdate,
 )
+from ml.limits import has_nul
 
 router = APIRouter(prefix="/api/v1", tags=["users"], responses=API_ERRORS)
 
@@ -118,7 +119,7 @@ async def list_tokens(
     user: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> list[TokenRead]:
     """Every token (or one user's): prefix, state, expiry, last use; never the token itself."""
-    if user is not None and "\x00" in user:
+    if user is not None and has_nul(user):
         raise HTTPException(422, "user must not contain NUL characters")
     try:
         rows = await session.run_sync(service.list_tokens, user)

@@ -15,6 +15,7 @@ from app.models import Role
 from app.ops.errors import DbId
 from app.users import service
 from app.web import render
+from ml.limits import has_nul
 
 router = APIRouter(prefix="/admin/users", include_in_schema=False)
 
@@ -148,7 +149,7 @@ async def create_token(
     except service.UserError as e:
         return await _detail(request, session, user_id, 422, error=str(e))
     name = (form.get("name") or "web").strip()[:100] or "web"
-    if "\x00" in name:
+    if has_nul(name):
         return await _detail(request, session, user_id, 422, error="name must not contain NUL")
     token, plain = await session.run_sync(
         service.create_token, user.name, name, principal, client_ip(request), expiry

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.audit import record
 from app.auth.security import generate_password, hash_password, hash_token, new_api_token
 from app.models import ApiToken, Role, User, utcnow
+from ml.limits import INT32_MAX, has_nul
 
 MIN_PASSWORD = 8
 MAX_EXPIRY = timedelta(days=3650)
@@ -76,7 +77,7 @@ async def new_password(password: str | None) -> NewPassword:
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise UserError(f"password must be at least {MIN_PASSWORD} characters")
-    if len(password) > 200 or "\x00" in password:
+    if len(password) > 200 or has_nul(password):
         raise UserError("password must be at most 200 characters, without NUL")
 
 
@@ -97,7 +98,7 @@ def create_user(
 ) -> tuple[User, str]:
     """Create an account; returns it with the password (generated when none is given)."""
     name = name.strip()
-    if not name or len(name) > 100 or "\x00" in name:
+    if not name or len(name) > 100 or has_nul(name):
         raise UserError("name must be 1-100 characters, without NUL")
     role = _role(role)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
@@ -282,7 +283,7 @@ def revoke_token(
 ) -> TokenRow:
     """Revoke a token by id or by its shown prefix; refused on the next request it makes."""
     if isinstance(ref, int) or ref.isdigit():
-        token = session.get(ApiToken, int(ref)) if int(ref) < 2**31 else None
+        token = session.get(ApiToken, int(ref)) if int(ref) <= INT32_MAX else None
     else:
         found = list(session.scalars(select(ApiToken).where(ApiToken.prefix == ref)))
         if len(found) > 1:

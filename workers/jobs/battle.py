@@ -25,7 +25,7 @@ from app.models import (
     TaskCandidate,
 )
 from app.prompts.store import completion_hash, task_key
-from ml.limits import replace_nul
+from ml.limits import INT32_MAX, replace_nul
 from workers.context import JobContext
 from workers.jobs.generate import add_completion, generator_for
 from workers.jobs.training import JobParamError
@@ -126,7 +126,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobParamError("battle runs need an integer campaign_id (and battles)") from None
     if not 1 <= n <= 1000:
         raise JobParamError("battles must be between 1 and 1000")
-    seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(2**31)
+    seed = int(p["seed"]) if p.get("seed") is not None else random.randrange(INT32_MAX)
     rng = random.Random(seed)
 
     def given(key: str, default: Any) -> Any:

@@ -29,7 +29,7 @@ from app.models import (
 )
 from app.models_registry import service as registry
 from app.prompts.store import completion_hash, task_key
-from ml.limits import replace_nul
+from ml.limits import INT32_MAX, replace_nul
 from workers import selection
 from workers.context import JobContext
 from workers.jobs.training import config_from
@@ -217,7 +217,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     k = s.generate_k if p.k is None else p.k
     if k < 2:
         raise GenerateError("k must be at least 2 (a comparison needs two candidates)")
-    seed = p.seed if p.seed is not None else random.randrange(2**31)
+    seed = p.seed if p.seed is not None else random.randrange(INT32_MAX)
     required = p.required_judgments or s.default_required_judgments
     batch = p.batch_prompts
     limit = p.prompts or max(s.queue_target, 1)
