@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from app.db import session_scope
-from app.models import ModelKind, ModelStatus, ModelVersion, RunKind, RunStatus
+from app.models import AuditEvent, ModelKind, ModelStatus, ModelVersion, RunKind, RunStatus
 from app.models_registry import service as registry
 from tests.training.conftest import run_job
 from tests.training.synth import seed_polite_preferences
@@ -42,6 +43,10 @@ def test_ppo_run_improves_heldout_reward_and_promotes(ready_reward, active_tiny_
         assert old.status == ModelStatus.retired
         assert new.metrics["kl_to_ref"] == m["kl_to_ref"] and new.metrics["promoted"] is True
         assert new.metrics["curves"]["kl"]
+        # the automatic promotion is in the audit trail, with the run as the actor
+        ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "model.activate")).one()
+        assert ev.target == new.version and ev.actor_name == f"worker:run {run.id}"
+        assert ev.details["previous"] == old.version
         # rollback: the starting policy can be made active again
         registry.activate(s, active_tiny_policy)
     with session_scope() as s:

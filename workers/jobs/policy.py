@@ -265,7 +265,10 @@ def promote(ctx: JobContext, version_id: int, started_from: int, reason: str) ->
         if active is not None and active.id != started_from:
             return False, f"{reason}; not promoted: the active policy changed during the run"
         try:
-            registry.activate(session, version_id)
+            mv = registry.activate(session, version_id)
+            # audited like an admin's activation, with the job as the actor
+            actor = f"worker:run {ctx.run_id}"
+            registry.record_activation(session, actor, mv, active.id if active else None, None)
         except registry.RegistryError as exc:
             ctx.log(f"promotion failed: {exc}")
             return False, f"{reason}; promotion failed: {exc}"
