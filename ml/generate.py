@@ -328,3 +328,19 @@ def make_generator(
             raise ValueError("generation_backend=openai needs PREFLOOP_GENERATION_BASE_URL")
         return RemoteGenerator(base_url, api_key, model or name)
     return LocalGenerator(path, place=place)
+
+
+def generator_for_settings(
+    path: str, name: str, settings: Any, place: Placement | None = None
+) -> LocalGenerator | RemoteGenerator:
+    """`make_generator` from the app's settings (``generation_backend``, ``_base_url``,
+    ``_api_key``, ``_model``): the one mapping the worker and `/v1` both use."""
+    return make_generator(
+        path,
+        name,
+        backend=settings.generation_backend,
+        base_url=settings.generation_base_url,
+        api_key=settings.generation_api_key,
+        model=settings.generation_model,
+        place=place,
+    )

@@ -76,7 +76,7 @@ class ServingEngine:
 
     def _build(self, target: Target) -> Loaded:
         from ml.device import placement, set_torch_threads
-        from ml.generate import make_generator
+        from ml.generate import generator_for_settings
 
         s = self.settings
         place = None
@@ -84,15 +84,7 @@ class ServingEngine:
             set_torch_threads(s.torch_threads)
             place = placement(s.device, s.dtype, training=False)
         try:
-            gen = make_generator(
-                target.path,
-                target.name,
-                backend=s.generation_backend,
-                base_url=s.generation_base_url,
-                api_key=s.generation_api_key,
-                model=s.generation_model,
-                place=place,
-            )
+            gen = generator_for_settings(target.path, target.name, s, place)
         except ValueError as e:
             raise NoModel(str(e)) from None
         return Loaded(target, gen, time.monotonic())

@@ -44,7 +44,7 @@ class GenerateError(RuntimeError):
 
 def generator_for(path: str, settings: Any, model_name: str, place: Any = None) -> Any:
     """A generator for a version (cached per worker process: loading a model takes seconds)."""
-    from ml.generate import make_generator
+    from ml.generate import generator_for_settings
 
     remote = settings.generation_backend == "openai"
     key = f"{path}|{place}"
@@ -52,15 +52,7 @@ def generator_for(path: str, settings: Any, model_name: str, place: Any = None) 
         _generators.move_to_end(key)
         return _generators[key]
     try:
-        gen = make_generator(
-            path,
-            model_name,
-            backend=settings.generation_backend,
-            base_url=settings.generation_base_url,
-            api_key=settings.generation_api_key,
-            model=settings.generation_model,
-            place=place,
-        )
+        gen = generator_for_settings(path, model_name, settings, place)
     except ValueError as e:
         raise GenerateError(str(e)) from None
     if remote:
