@@ -2,7 +2,9 @@
 or enough time passed (PREFLOOP_RM_EVERY_MINUTES), then a policy run of
 PREFLOOP_POLICY_ALGORITHM: ppo/rloo/grpo once a new reward model is ready
 (PREFLOOP_POLICY_AFTER_REWARD, alias PREFLOOP_PPO_AFTER_REWARD), dpo after every
-PREFLOOP_DPO_EVERY_N new judgments. 0 / false switches each trigger off.
+PREFLOOP_DPO_EVERY_N new judgments. 0 / false switches each trigger off. A reward run queued by
+"exclude and retrain" (then_policy) is followed once by a policy run of the configured algorithm,
+dpo included, whatever the triggers say.
 
 Called by the worker loop every few seconds with a sync session; idempotent: it never queues a
 run while one of the same kind is queued or running, and never twice for the same data.
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import is_postgres
-from app.models import Judgment, ModelKind, ModelVersion, Run, RunKind, utcnow
+from app.models import Judgment, ModelKind, ModelStatus, ModelVersion, Run, RunKind, utcnow
 from app.models_registry import service as registry
 from app.runs import service as runs
 from workers.jobs.training import newest_reward_version
@@ -97,37 +99,84 @@ def _used_reward_ids(session: Session) -> set[int]:
     return used
 
 
-def _asks_for_policy(session: Session, version: ModelVersion) -> bool:
-    run = session.get(Run, version.run_id) if version.run_id else None
-    return bool(run is not None and (run.params or {}).get("then_policy"))
-
-
 def _policy_busy(session: Session) -> bool:
     return bool(
         runs.count_active(session, RunKind.ppo) or runs.count_active(session, RunKind.policy)
     )
 
 
+def _pending_ask(session: Session, used: set[int]) -> Run | None:
+    """The newest reward run that asked for a policy run after it ("exclude and retrain":
+    then_policy) whose reward version is ready, unless a policy run already used that version
+    or a newer one (any newer reward model is as clean: excluded judgments stay out)."""
+    asked = session.execute(
+        select(ModelVersion.id, Run)
+        .join(Run, Run.id == ModelVersion.run_id)
+        .where(
+            ModelVersion.kind == ModelKind.reward,
+            ModelVersion.status.in_([ModelStatus.ready, ModelStatus.active]),
+        )
+        .order_by(ModelVersion.id.desc())
+        .limit(RECENT)
+    )
+    for version_id, run in asked:
+        if (run.params or {}).get("then_policy"):
+            return None if max(used, default=0) >= version_id else run
+    return None
+
+
+def _covered_max(version: ModelVersion) -> int | None:
+    """The newest judgment id a reward version trained on (from its recorded id ranges)."""
+    ranges = (version.metrics or {}).get("judgment_id_ranges") or []
+    return max((int(r[1]) for r in ranges), default=None)
+
+
+def _dpo_weights() -> bool:
+    """Whether DPO runs take a trust weighting (queueing params they refuse would fail)."""
+    from ml.params import DPOParams
+
+    return "weighting" in DPOParams.model_fields
+
+
 def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
-    """Params for a ppo/rloo/grpo run if a reward model is ready that no policy run used yet
-    (with POLICY_AFTER_REWARD, or when its reward run asked for one: "exclude and retrain")."""
+    """Params for a policy run after a reward model: ppo/rloo/grpo when one is ready that no
+    policy run used yet (POLICY_AFTER_REWARD); any algorithm, dpo included, once after the
+    reward run of "exclude and retrain" (it asks with then_policy), even with the trigger off.
+
+    DPO learns from the pairs, not the reward model: its run covers the same judgments as that
+    reward model (max_judgment_id), whose clean version then serves its gate, and carries the
+    reward run's trust weighting over."""
     algorithm = settings.policy_algorithm
-    if algorithm == "dpo":
-        return None
     if _policy_busy(session) or runs.count_active(session, RunKind.reward):
         return None
     if registry.active_version(session, ModelKind.policy) is None:
         return None
     newest = newest_reward_version(session)
-    if newest is None or newest.id in _used_reward_ids(session):
+    if newest is None:
         return None
-    if not settings.policy_after_reward_on and not _asks_for_policy(session, newest):
-        return None  # "exclude and retrain" asks for the policy run even with the trigger off
-    return {
+    used = _used_reward_ids(session)
+    ask = _pending_ask(session, used)
+    if ask is None:
+        if algorithm == "dpo" or not settings.policy_after_reward_on or newest.id in used:
+            return None
+        return {
+            "algorithm": algorithm,
+            "reward_version_id": newest.id,
+            "trigger": f"reward model {newest.version} ready",
+        }
+    params: dict[str, Any] = {
         "algorithm": algorithm,
         "reward_version_id": newest.id,
-        "trigger": f"reward model {newest.version} ready",
+        "trigger": f"reward model {newest.version} ready after {(ask.params or {}).get('trigger')}",
     }
+    if algorithm == "dpo":
+        covered = _covered_max(newest)
+        if covered is not None:
+            params["max_judgment_id"] = covered
+        weighting = (ask.params or {}).get("weighting")
+        if weighting and weighting != "none" and _dpo_weights():
+            params["weighting"] = weighting
+    return params
 
 
 def _dpo_watermark(session: Session) -> int:

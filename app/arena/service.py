@@ -3,6 +3,7 @@ judgments, the leaderboard, and the promotion gate's verdict for a candidate.
 
 A battle is a K=2 task; each judgment on it is one outcome (A won, B won, or a tie / both bad:
 half a win each). Battles are also ordinary preference data: nothing here changes the judgments.
+Votes of excluded labelers (app.quality) count neither in the ratings nor in the gate.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.arena import ratings
@@ -20,6 +21,7 @@ from app.models import (
     CampaignStatus,
     ComparisonTask,
     Judgment,
+    LabelerExclusion,
     ModelKind,
     ModelStatus,
     ModelVersion,
@@ -58,12 +60,23 @@ def outcome(ranking: list[Any], a: int, b: int) -> float | None:
     return 1.0 if first[0] == a else 0.0
 
 
+def counted() -> Any:
+    """The judgments that count as votes: not excluded, and not by a labeler with an open
+    exclusion (a vote that slipped in after it). Undoing the exclusion brings them back."""
+    barred = select(LabelerExclusion.user_id).where(LabelerExclusion.undone_at.is_(None))
+    return and_(
+        Judgment.excluded.is_(False),
+        or_(Judgment.user_id.is_(None), Judgment.user_id.not_in(barred)),
+    )
+
+
 def outcomes(session: Session, campaign_id: int | None = None) -> list[ratings.Outcome]:
-    """Every judged battle as (model_a, model_b, score of a), oldest first."""
+    """Every counted vote on a battle as (model_a, model_b, score of a), oldest first."""
     q = (
         select(Battle.model_a, Battle.model_b, Battle.completion_a_id, Battle.completion_b_id,
                Judgment.ranking)
         .join(Judgment, Judgment.task_id == Battle.task_id)
+        .where(counted())
         .order_by(Judgment.id)
     )  # fmt: skip
     if campaign_id is not None:

@@ -4,7 +4,7 @@ change is recorded in the audit log."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +29,7 @@ class ExcludeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     retrain: bool = True
     then_policy: bool = True
+    weighting: Literal["none", "agreement", "gold"] = "none"  # the retrain's (a DPO run's too)
 
 
 class FlagSettingIn(BaseModel):
@@ -178,7 +179,8 @@ async def exclude(
 
     def run(s: Any) -> dict[str, Any]:
         uid = _labeler_or_404(s, user_id).id
-        r = service.exclude(s, uid, principal, body.retrain, body.then_policy, ip=ip)
+        extra = {"weighting": body.weighting} if body.weighting != "none" else None
+        r = service.exclude(s, uid, principal, body.retrain, body.then_policy, extra, ip=ip)
         return {
             "exclusion_id": r.exclusion.id,
             "judgments": r.judgments,

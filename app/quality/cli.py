@@ -72,12 +72,19 @@ def register(root: typer.Typer, group: Any) -> None:
         then_policy: Annotated[
             bool, typer.Option(help="with --retrain: the policy run after")
         ] = True,
+        weighting: Annotated[
+            str, typer.Option(help="with --retrain: trust weighting none|agreement|gold")
+        ] = "none",
     ) -> None:
         """Exclude the labeler's judgments from training and trl exports (kept, and marked in
         raw exports); pauses them."""
 
+        if weighting not in ("none", "agreement", "gold"):
+            fail("--weighting must be none, agreement or gold")
+        extra = {"weighting": weighting} if weighting != "none" else None
+
         def run(s: Any, svc: Any, uid: int) -> str:
-            r = svc.exclude(s, uid, None, retrain, then_policy)
+            r = svc.exclude(s, uid, None, retrain, then_policy, extra)
             tail = f"; queued reward run {r.reward_run_id}" if r.reward_run_id else ""
             return f"excluded {r.judgments} judgments of {name} (exclusion {r.exclusion.id}){tail}"
 

@@ -54,7 +54,7 @@ class Use:
     created_at: datetime | None
     judgments: int  # of this labeler's judgments
     inferred: bool = False
-    via: str | None = None  # policy: the reward version it was trained against
+    via: str | None = None  # policy: the reward version or parent policy it came through
     status: str | None = None
 
 
@@ -157,12 +157,28 @@ def _lineage(
     for mv in versions:  # id order: a parent comes before its children
         if mv.kind != ModelKind.policy:
             continue
-        rid = (mv.metrics or {}).get("reward_version_id")
-        source = rewards.get(rid) if isinstance(rid, int) else None
-        source = source or (policies.get(mv.parent_id) if mv.parent_id else None)
-        if source is not None:  # trained against such a reward model, or from such a policy
-            use = Use("policy", mv.id, mv.version, mv.created_at, source.judgments,
-                      via=source.name, status=str(mv.status))  # fmt: skip
-            policies[mv.id] = use
-            out.policies.append(use)
+        found = _policy_use(mv, ids, rewards, policies)
+        if found is not None:
+            policies[mv.id] = found
+            out.policies.append(found)
     return out
+
+
+def _policy_use(
+    mv: ModelVersion, ids: list[int], rewards: dict[int, Use], policies: dict[int, Use]
+) -> Use | None:
+    """How a policy version used the judgments: dpo trained on their pairs (it records them;
+    its reward model only gated it), ppo/rloo/grpo against a reward model that used them, and
+    any algorithm from a parent policy that did."""
+    metrics = mv.metrics or {}
+    ranges, rid = metrics.get("judgment_id_ranges"), metrics.get("reward_version_id")
+    n, via = 0, None
+    if isinstance(ranges, list):
+        n = in_ranges(ids, ranges)
+    elif isinstance(rid, int) and rid in rewards:
+        n, via = rewards[rid].judgments, rewards[rid].name
+    if not n and mv.parent_id in policies:
+        n, via = policies[mv.parent_id].judgments, policies[mv.parent_id].name
+    if not n:
+        return None
+    return Use("policy", mv.id, mv.version, mv.created_at, n, via=via, status=str(mv.status))

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import (
     AppSetting,
+    Assignment,
+    AssignmentStatus,
     ComparisonTask,
     Judgment,
     LabelerExclusion,
@@ -157,8 +159,9 @@ def exclude(
     reward_params: dict[str, Any] | None = None,
     ip: str | None = None,
 ) -> ExclusionResult:
-    """Mark every judgment of the labeler excluded and pause them; with `retrain`, queue a
-    reward run on the data without them (and, with `then_policy`, the policy run after it)."""
+    """Mark every judgment of the labeler excluded, pause them and take back their live leases;
+    with `retrain`, queue a reward run on the data without them (and, with `then_policy`, the
+    policy run of PREFLOOP_POLICY_ALGORITHM after it: workers.scheduler)."""
     from app.runs.service import create_run
 
     actor_id = _actor_id(actor)
@@ -177,6 +180,13 @@ def exclude(
     n = getattr(result, "rowcount", 0)
     _recount(session, user_id, excluded=True)
     set_paused(session, user_id, True)
+    # unlike a pause, an exclusion takes back live leases: a judgment submitted on one later
+    # would not be marked excluded (the submit is refused as "not assigned")
+    session.execute(
+        delete(Assignment).where(
+            Assignment.user_id == user_id, Assignment.status == AssignmentStatus.active
+        )
+    )
     ex = LabelerExclusion(user_id=user_id, judgment_count=int(n or 0), created_by_id=actor_id)
     session.add(ex)
     session.flush()
@@ -291,7 +301,6 @@ def labeler_stats(session: Session, th: Any = None) -> dict[int, Any]:
     """Statistics and flags of every labeler (app.quality.stats), from one pass over the
     judgments; memory grows with the number of judgments (fine up to a few million)."""
     from app.config import get_settings
-    from app.models import Assignment, AssignmentStatus
     from app.quality.stats import Fact, Thresholds, compute
 
     th = th or Thresholds.from_settings(get_settings())

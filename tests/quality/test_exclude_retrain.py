@@ -86,3 +86,69 @@ def test_exclude_and_retrain_trains_without_the_labeler(active_tiny_policy):
                   if e.action.startswith("labeler.")]  # fmt: skip
     assert [a for a, _ in events] == ["labeler.exclude", "labeler.include"]
     assert all(who.startswith("cli") for _, who in events)
+
+
+FAST_DPO = {"learning_rate": 1e-3, "batch_size": 8, "num_train_epochs": 1, "max_heldout": 6,
+            "eval_samples_per_prompt": 2, "bootstrap_samples": 200, "seed": 0}  # fmt: skip
+
+
+def test_exclude_and_retrain_with_dpo(active_tiny_policy):
+    """PREFLOOP_POLICY_ALGORITHM=dpo: after the exclusion's reward run, the scheduler queues the
+    DPO run once (DPO_EVERY_N is off), on the same clean judgments, gated by the clean reward
+    model; neither version's recorded judgment ids hold the labeler's."""
+    from app.config import get_settings
+    from app.models import User
+    from workers.scheduler import tick
+
+    seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=2)
+    mallory = _give_to("mallory", 3)
+    settings = get_settings().model_copy(
+        update={
+            "policy_algorithm": "dpo",
+            "dpo_every_n": 0,
+            "rm_every_n": 0,
+            "rm_every_minutes": 0.0,
+        }  # fmt: skip
+    )
+    before = run_job(RunKind.policy, {"algorithm": "dpo", **FAST_DPO, "auto_promote": False})
+    assert before.status == RunStatus.succeeded, before.error
+    r = CliRunner().invoke(root, ["labelers", "exclude", "mallory", "--retrain"])
+    assert r.exit_code == 0, r.output
+    with session_scope() as s:
+        assert tick(s, settings) == []  # the reward run comes first
+        run = s.scalar(select(Run).where(Run.kind == RunKind.reward).order_by(Run.id.desc()))
+        run.params = {**run.params, **FAST_RM}
+    worker = Worker(worker_id="test-worker", settings=settings, fill_queue=False)
+    assert worker.tick()
+    with session_scope() as s:
+        reward = s.get(Run, run.id)
+        assert reward.status == RunStatus.succeeded, (reward.error, reward.log_tail)
+        rv = s.get(ModelVersion, reward.metrics["reward_version_id"])
+        reward_ids = set(expand_ranges(rv.metrics["judgment_id_ranges"]))
+        queued = tick(s, settings)
+    assert len(queued) == 1
+    with session_scope() as s:
+        dpo = s.get(Run, queued[0])
+        assert dpo.kind == RunKind.policy and dpo.params["algorithm"] == "dpo"
+        assert dpo.params["reward_version_id"] == rv.id
+        assert dpo.params["max_judgment_id"] == max(reward_ids)
+        dpo.params = {**dpo.params, **FAST_DPO}
+        assert tick(s, settings) == []  # once
+    assert worker.tick()
+    with session_scope() as s:
+        done = s.get(Run, queued[0])
+        assert done.status == RunStatus.succeeded, (done.error, done.log_tail)
+        pv = s.get(ModelVersion, done.metrics["policy_version_id"])
+        versions = s.scalars(select(ModelVersion).where(ModelVersion.run_id == done.id)).all()
+        (new,) = versions
+        assert new.metrics["reward_version_id"] == rv.id  # the clean model gated it
+        used = set(expand_ranges(new.metrics["judgment_id_ranges"]))
+        assert used and not used & set(mallory) and used <= reward_ids
+        assert reward_ids and not reward_ids & set(mallory)
+        old = s.scalar(select(ModelVersion).where(ModelVersion.run_id == before.id))
+        assert set(mallory) <= set(expand_ranges(old.metrics["judgment_id_ranges"]))
+        uid = s.scalar(select(User.id).where(User.name == "mallory"))
+        lin = lineage.of_labeler(s, uid, "mallory")
+        assert [u.id for u in lin.policies] == [old.id]  # the DPO version before, not after
+        assert pv.id == active_tiny_policy  # `before` was left ready, not promoted
+        assert tick(s, settings) == []

@@ -16,6 +16,7 @@ from tests.training.test_scheduler import (
     _settings,
     _tick,
 )
+from workers.scheduler import _dpo_weights
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo"])
@@ -77,3 +78,75 @@ def test_dpo_every_n_new_judgments():
     (rid2,) = _tick(settings)
     assert _run(rid2).params["max_judgment_id"] > run.params["max_judgment_id"]
     assert _tick(_settings(policy_algorithm="dpo", dpo_every_n=0)) == []
+
+
+def _asked_reward(name: str, weighting: str | None = None, covered: int = 7) -> tuple[int, int]:
+    """A reward version whose run "exclude and retrain" queued (then_policy); (run, version)."""
+    from app.db import session_scope
+    from app.models import ModelKind, ModelStatus, ModelVersion, Run
+
+    params = {"then_policy": True, "exclusion_id": 1, "trigger": "labeler 9 excluded (exclusion 1)"}
+    if weighting is not None:
+        params["weighting"] = weighting
+    with session_scope() as s:
+        run = Run(kind=RunKind.reward, status=RunStatus.succeeded, params=params)
+        s.add(run)
+        s.flush()
+        mv = ModelVersion(version=name, kind=ModelKind.reward, status=ModelStatus.ready,
+                          path="/r", run_id=run.id,
+                          metrics={"judgment_id_ranges": [[1, 3], [5, covered]]})  # fmt: skip
+        s.add(mv)
+        s.flush()
+        return run.id, mv.id
+
+
+@pytest.mark.parametrize("weighting", [None, "none", "agreement"])
+def test_dpo_follows_an_exclusions_reward_run_once(weighting):
+    _policy()
+    settings = _settings(policy_algorithm="dpo", dpo_every_n=0, ppo_after_reward=False)
+    _reward("reward-a")
+    assert _tick(settings) == []  # an ordinary reward model does not start DPO
+    _, rv = _asked_reward("reward-clean", weighting)
+    (rid,) = _tick(settings)
+    run = _run(rid)
+    assert run.kind == RunKind.policy and run.params["algorithm"] == "dpo"
+    assert run.params["reward_version_id"] == rv  # the gate uses the clean reward model
+    assert run.params["max_judgment_id"] == 7  # the same judgments as that reward model
+    assert "excluded" in run.params["trigger"]
+    if weighting == "agreement" and _dpo_weights():
+        assert run.params["weighting"] == "agreement"
+    else:
+        assert "weighting" not in run.params
+    _finish(rid, RunStatus.failed)
+    assert _tick(settings) == []  # once, even when it failed
+    _reward("reward-b")
+    assert _tick(settings) == []
+
+
+def test_exclusion_ask_survives_a_reward_run_queued_in_between():
+    """A reward run the scheduler queues as the exclusion's finishes blocks the policy run for
+    a while; the ask is kept, and the newer (equally clean) reward model serves it."""
+    _policy()
+    settings = _settings(policy_algorithm="dpo", rm_every_n=1)
+    _asked_reward("reward-clean")
+    _judgments(3)
+    (auto,) = _tick(settings)  # the reward trigger comes first; no policy run beside it
+    assert _run(auto).kind == RunKind.reward
+    _finish(auto)
+    newer = _reward("reward-auto")
+    (rid,) = _tick(settings)
+    assert _run(rid).params["algorithm"] == "dpo"
+    assert _run(rid).params["reward_version_id"] == newer
+    assert _tick(settings) == []
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "grpo"])
+def test_online_algorithm_follows_an_exclusion_with_its_trigger_off(algorithm):
+    _policy()
+    settings = _settings(policy_algorithm=algorithm, ppo_after_reward=False)
+    _, rv = _asked_reward("reward-clean", "gold")
+    (rid,) = _tick(settings)
+    params = _run(rid).params
+    assert params["algorithm"] == algorithm and params["reward_version_id"] == rv
+    assert "weighting" not in params and "max_judgment_id" not in params
+    assert _tick(settings) == []
