@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.audit import client_ip
 from app.auth.deps import Admin, SessionDep, check_csrf
-from app.models import ComparisonTask, TaskStatus
+from app.models import ComparisonTask, TaskCandidate, TaskStatus
 from app.ops.errors import DbId
 from app.quality import lineage, service
 from app.quality.gold import GoldError, GoldIn, describe
@@ -56,15 +56,21 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _gold_tasks(session: Any) -> list[dict[str, Any]]:
-    tasks = session.scalars(
-        select(ComparisonTask)
+    """Every gold task with its accepted answers (two queries, however many there are)."""
+    gold = (
+        select(ComparisonTask.id, ComparisonTask.gold)
         .where(ComparisonTask.status == TaskStatus.gold)
         .order_by(ComparisonTask.id)
     )
-    return [
-        {"id": t.id, "accepted": describe(t.gold or {}, service.candidate_ids(session, t.id))}
-        for t in tasks
-    ]
+    tasks = session.execute(gold).all()
+    cands: dict[int, list[int]] = {}
+    for tid, cid in session.execute(
+        select(TaskCandidate.task_id, TaskCandidate.completion_id)
+        .where(TaskCandidate.task_id.in_(gold.with_only_columns(ComparisonTask.id).order_by(None)))
+        .order_by(TaskCandidate.task_id, TaskCandidate.position)
+    ):
+        cands.setdefault(tid, []).append(cid)
+    return [{"id": t, "accepted": describe(g or {}, cands.get(t, []))} for t, g in tasks]
 
 
 def _overview(session: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ labeler-facing gold accuracy switch. Sync; takes a session and only flushes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,36 +300,16 @@ def set_show_gold_accuracy(
 
 def labeler_stats(session: Session, th: Any = None) -> dict[int, Any]:
     """Statistics and flags of every labeler (app.quality.stats), from one pass over the
-    judgments; memory grows with the number of judgments (fine up to a few million)."""
+    judgments, memoized while nothing they depend on changed (app.quality.memo); memory grows
+    with the number of judgments (fine up to a few million). Callers may not mutate them."""
+    from dataclasses import replace
+
     from app.config import get_settings
-    from app.quality.stats import Fact, Thresholds, compute
+    from app.quality import memo
+    from app.quality.stats import Thresholds, compute
 
     th = th or Thresholds.from_settings(get_settings())
     names = dict(session.execute(select(User.id, User.name).where(User.role == Role.labeler)).all())
-    rows = session.execute(
-        select(
-            Judgment.id, Judgment.user_id, Judgment.source, Judgment.task_id, Judgment.ranking,
-            Judgment.choice, Judgment.shown_order, Judgment.time_spent_ms, Judgment.created_at,
-            ComparisonTask.gold,
-        )
-        .join(ComparisonTask, ComparisonTask.id == Judgment.task_id)
-        .order_by(Judgment.task_id, Judgment.id)
-    )  # fmt: skip
-    facts = (
-        Fact(
-            jid,
-            uid,
-            f"u{uid}" if uid is not None else f"source:{src}",
-            tid,
-            rk or [],
-            ch,
-            order,
-            spent,
-            created,
-            gold,
-        )  # fmt: skip
-        for jid, uid, src, tid, rk, ch, order, spent, created, gold in rows
-    )
     skips: dict[int, list[int]] = {}
     for uid, status, n in session.execute(
         select(Assignment.user_id, Assignment.status, func.count())
@@ -338,7 +319,17 @@ def labeler_stats(session: Session, th: Any = None) -> dict[int, Any]:
         skips.setdefault(uid, [0, 0])[0 if status == AssignmentStatus.skipped else 1] = int(n)
     states = {st.user_id: st for st in session.scalars(select(LabelerState))}
     cleared = {uid: st.flag_cleared_at for uid, st in states.items()}
-    out = compute(facts, names, th, {k: (v[0], v[1]) for k, v in skips.items()}, cleared)
+    key = (
+        memo.database(session),
+        th,
+        tuple(sorted(names.items())),
+        tuple(sorted((k, *v) for k, v in skips.items())),
+        tuple(sorted((k, v.isoformat() if v else None) for k, v in cleared.items())),
+        memo.judgments_key(session),
+        memo.gold_key(session),
+    )
+    skip_pairs = {k: (v[0], v[1]) for k, v in skips.items()}
+    base = memo.cached(key, lambda: compute(_facts(session), names, th, skip_pairs, cleared))
     excluded = dict(
         session.execute(
             select(Judgment.user_id, func.count())
@@ -346,10 +337,32 @@ def labeler_stats(session: Session, th: Any = None) -> dict[int, Any]:
             .group_by(Judgment.user_id)
         ).all()
     )
-    for uid, st in out.items():
-        st.paused = bool(states[uid].paused) if uid in states else False
-        st.excluded = int(excluded.get(uid, 0))
+    out = {}
+    for uid, st in base.items():
+        out[uid] = replace(
+            st,
+            paused=bool(states[uid].paused) if uid in states else False,
+            excluded=int(excluded.get(uid, 0)),
+        )
     return out
+
+
+def _facts(session: Session) -> Iterator[Any]:
+    """Every judgment as a statistics Fact, ordered by task."""
+    from app.quality.stats import Fact
+
+    rows = session.execute(
+        select(
+            Judgment.id, Judgment.user_id, Judgment.source, Judgment.task_id, Judgment.ranking,
+            Judgment.choice, Judgment.shown_order, Judgment.time_spent_ms, Judgment.created_at,
+            ComparisonTask.gold,
+        )
+        .join(ComparisonTask, ComparisonTask.id == Judgment.task_id)
+        .order_by(Judgment.task_id, Judgment.id)
+    )  # fmt: skip
+    for jid, uid, src, tid, rk, ch, order, spent, created, gold in rows:
+        coder = f"u{uid}" if uid is not None else f"source:{src}"
+        yield Fact(jid, uid, coder, tid, rk or [], ch, order, spent, created, gold)
 
 
 def own_gold_accuracy(session: Session, user_id: int) -> tuple[int, int]:

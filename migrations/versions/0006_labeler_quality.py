@@ -31,10 +31,11 @@ TIME = app.models.base.UTCDateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("comparison_tasks") as batch:
         batch.add_column(sa.Column("gold", JSON, nullable=True))
+    # a constant default ("0": false on both backends), not sa.false(): Alembic's SQLite batch
+    # mode copies the whole table for an expression default, reflecting comparison_tasks through
+    # the foreign key on the way (SAWarning about its expression index ix_comparison_tasks_queue)
     with op.batch_alter_table("judgments") as batch:
-        batch.add_column(
-            sa.Column("excluded", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+        batch.add_column(sa.Column("excluded", sa.Boolean(), nullable=False, server_default="0"))
         batch.create_index("ix_judgments_user_id_id", ["user_id", "id"], unique=False)
     with op.batch_alter_table("dataset_snapshots") as batch:
         batch.add_column(sa.Column("judgment_id_ranges", JSON, nullable=True))
@@ -87,8 +88,20 @@ def downgrade() -> None:
     op.drop_table("labeler_states")
     with op.batch_alter_table("dataset_snapshots") as batch:
         batch.drop_column("judgment_id_ranges")
-    with op.batch_alter_table("judgments") as batch:
+    # dropping columns copies the tables on SQLite: the copy of judgments need not reflect the
+    # tables it refers to, and the copy of comparison_tasks would lose the expression index
+    # (it cannot be reflected): drop it before, create it again after
+    with op.batch_alter_table("judgments", reflect_kwargs={"resolve_fks": False}) as batch:
         batch.drop_index("ix_judgments_user_id_id")
         batch.drop_column("excluded")
-    with op.batch_alter_table("comparison_tasks") as batch:
+    op.drop_index("ix_comparison_tasks_queue", table_name="comparison_tasks")
+    with op.batch_alter_table("comparison_tasks", reflect_kwargs={"resolve_fks": False}) as batch:
         batch.drop_column("gold")
+    op.create_index(
+        "ix_comparison_tasks_queue",
+        "comparison_tasks",
+        [sa.text("(required_judgments - judgment_count)"), sa.text("priority DESC"), "created_at",
+         "id"],
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    )  # fmt: skip

@@ -13,9 +13,15 @@ from app.quality.crowd import Crowd, simulate, synthetic_pairs
 from tests.factories import make_user
 
 
-def seed_crowd(n_pairs: int = 600, seed: int = 0, names: dict[int, str] | None = None) -> Crowd:
+def seed_crowd(
+    n_pairs: int = 600,
+    seed: int = 0,
+    names: dict[int, str] | None = None,
+    kinds: dict[str, int] | None = None,
+) -> Crowd:
+    """`kinds`: labelers per kind (app.quality.crowd.DEFAULT_CROWD when None)."""
     pairs = synthetic_pairs(n_pairs)
-    crowd = simulate(pairs, seed)
+    crowd = simulate(pairs, seed, kinds)
     names = names or {}
     for uid, kind in crowd.kinds.items():
         make_user(names.get(uid, f"{kind.replace('_', '-')}-{uid}"))
