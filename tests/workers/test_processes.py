@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import signal
-import time
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from app.db import session_scope
-from app.models import ComparisonTask, ModelKind, ModelStatus, RunStatus
+from app.models import ComparisonTask, ModelKind, ModelStatus, RunStatus, utcnow
 from app.models_registry import service as registry
 from app.runs import service as runs
 from tests.factories import auth, make_user
@@ -16,6 +20,9 @@ from tests.workers.support import add_prompts, get_run, start_worker, stop, stor
 
 FAST = {"PREFLOOP_HEARTBEAT_SECONDS": "0.5"}
 LONG = {"prompts": 400, "batch_prompts": 1, "max_new_tokens": 24, "temperature": 1.0}
+# bound for work that takes seconds on an idle machine and minutes on a crowded one: every
+# wait ends on its condition (or when its worker dies), so only a broken run uses it all
+SLOW = 900
 
 
 def _running(run_id: int, steps: int = 1) -> bool:
@@ -24,6 +31,26 @@ def _running(run_id: int, steps: int = 1) -> bool:
     return run.status == RunStatus.running and run.progress_step >= steps
 
 
+def _alive(
+    proc: subprocess.Popen[bytes], log: Path, cond: Callable[[], bool]
+) -> Callable[[], bool]:
+    """`cond`, failing at once (with the worker's log) if the worker process has exited."""
+
+    def check() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited ({proc.returncode}): {log.read_text()[-3000:]}")
+        return cond()
+
+    return check
+
+
+def _stale(run_id: int, seconds: float) -> bool:
+    """The run's last heartbeat is older than `seconds` (the clock reclaim_stale reads)."""
+    beat = get_run(run_id).heartbeat_at
+    return beat is not None and utcnow() - beat > timedelta(seconds=seconds)
+
+
+@pytest.mark.timeout(2 * SLOW)
 def test_cancel_via_api_stops_a_running_job(client, tiny_policy_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store_tiny(tiny_policy_dir)
     add_prompts(400)
@@ -33,7 +60,7 @@ def test_cancel_via_api_stops_a_running_job(client, tiny_policy_dir, tmp_path) -
     ).json()["id"]
     proc, log = start_worker(tmp_path, "w1", "--no-fill", env=FAST)
     try:
-        wait_for(lambda: _running(rid), 120, "the run to make progress")
+        wait_for(_alive(proc, log, lambda: _running(rid)), SLOW, "the run to make progress")
         r = client.post(f"/api/v1/runs/{rid}/cancel", headers=auth(admin))
         assert r.status_code == 200 and r.json()["cancel_requested"]
         wait_for(lambda: get_run(rid).status == RunStatus.cancelled, 10, "cancellation")
@@ -45,6 +72,7 @@ def test_cancel_via_api_stops_a_running_job(client, tiny_policy_dir, tmp_path) -
     assert f"run {rid} cancelled" in log.read_text()
 
 
+@pytest.mark.timeout(3 * SLOW)
 def test_killed_worker_run_is_retried_and_active_model_untouched(tiny_policy_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     active_id, _ = store_tiny(tiny_policy_dir)
     add_prompts(120)
@@ -52,19 +80,21 @@ def test_killed_worker_run_is_retried_and_active_model_untouched(tiny_policy_dir
         # long enough that it cannot finish before the kill, short enough for the rescuer
         params = {**LONG, "prompts": 120, "max_new_tokens": 12}
         rid = runs.create_run(s, "generate", params, None).id
-    proc, _ = start_worker(tmp_path, "doomed", "--no-fill", env=FAST)
+    proc, log = start_worker(tmp_path, "doomed", "--no-fill", env=FAST)
     try:
-        wait_for(lambda: _running(rid, 2), 120, "the run to make progress")
+        wait_for(_alive(proc, log, lambda: _running(rid, 2)), SLOW, "the run to make progress")
         with session_scope() as s:  # a version this run was writing when it died
             _, path = registry.new_version_path("policy")
             half = registry.register_version(s, "policy", path, status="training", run_id=rid).id
     finally:
         stop(proc, signal.SIGKILL)
     assert get_run(rid).status == RunStatus.running  # nobody told the database
-    time.sleep(2.5)  # let the heartbeat go stale (the rescuer uses a 2 s limit)
+    # the rescuer reclaims runs silent for over 2 s: start it once this one is (a condition on
+    # the recorded heartbeat, the clock the rescuer reads, not a sleep)
+    wait_for(lambda: _stale(rid, 2.5), SLOW, "the heartbeat to go stale")
     env = {**FAST, "PREFLOOP_STALE_AFTER_SECONDS": "2", "PREFLOOP_MAX_ATTEMPTS": "2"}
     proc2, log2 = start_worker(tmp_path, "rescuer", "--no-fill", "--once", env=env)
-    assert proc2.wait(300) == 0, log2.read_text()[-3000:]
+    assert proc2.wait(SLOW) == 0, log2.read_text()[-3000:]
     run = get_run(rid)
     assert run.status == RunStatus.succeeded, run.error
     assert run.attempts == 2 and run.worker_id == "rescuer"
@@ -109,6 +139,7 @@ def test_two_workers_never_run_the_same_run(tiny_policy_dir, tmp_path) -> None: 
     assert started == len(rids)
 
 
+@pytest.mark.timeout(2 * SLOW)
 def test_sigterm_requeues_the_current_run(tiny_policy_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store_tiny(tiny_policy_dir)
     add_prompts(40)
@@ -116,7 +147,7 @@ def test_sigterm_requeues_the_current_run(tiny_policy_dir, tmp_path) -> None:  #
         rid = runs.create_run(s, "generate", {**LONG, "prompts": 40}, None).id
     proc, log = start_worker(tmp_path, "polite", "--no-fill", env=FAST)
     try:
-        wait_for(lambda: _running(rid), 120, "the run to make progress")
+        wait_for(_alive(proc, log, lambda: _running(rid)), SLOW, "the run to make progress")
         assert stop(proc, signal.SIGTERM, timeout=60) == 0, log.read_text()[-3000:]
     finally:
         stop(proc, signal.SIGKILL)
