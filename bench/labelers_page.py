@@ -26,7 +26,11 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=10)
     ap.add_argument("--database-url", default="")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="prefloop-bench-"))
+    with tempfile.TemporaryDirectory(prefix="prefloop-bench-") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     os.environ.update(
         PREFLOOP_DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'bench.db'}",
         PREFLOOP_DATA_DIR=str(tmp / "data"),
