@@ -83,8 +83,11 @@ def test_lora_run_stores_adapter_is_served_merged_and_rolls_back(
 
 
 @pytest.mark.slow
-def test_full_fine_tune_records_compute_for_every_algorithm(ready_reward, active_tiny_policy):
+def test_full_fine_tune_records_compute_for_every_algorithm(
+    ready_reward, active_tiny_policy, client
+):  # type: ignore[no-untyped-def]
     seed_polite_preferences(n_prompts=16, tasks_per_prompt=1)
+    admin = auth(make_user("boss", "admin"))
     for algorithm in ("rloo", "dpo"):  # grpo shares rloo's code path (ml/policy/online.py)
         params = {"algorithm": algorithm, **CONFIGS[algorithm], "device": "cpu", "dtype": "auto"}
         run = run_job(RunKind.policy, params)
@@ -94,6 +97,8 @@ def test_full_fine_tune_records_compute_for_every_algorithm(ready_reward, active
         with session_scope() as s:
             path = Path(s.get(ModelVersion, m["policy_version_new_id"]).path)
         assert (path / "config.json").exists() and not (path / "adapter").exists()
+        html = client.get(f"/admin/runs/{run.id}", headers=admin).text
+        assert 'id="run-compute"' in html and "float32" in html
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo", "dpo"])
