@@ -32,20 +32,24 @@ TWO = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["grpo", "dpo"])
-def test_two_rank_policy_run_registers_a_version(algorithm, ready_reward, active_tiny_policy):
+@pytest.mark.parametrize(("algorithm", "lora_r"), [("grpo", 0), ("grpo", 4), ("dpo", 4)])
+def test_two_rank_policy_run_registers_a_version(
+    algorithm, lora_r, ready_reward, active_tiny_policy
+):  # type: ignore[no-untyped-def]
     seed_polite_preferences(n_prompts=16, tasks_per_prompt=1)
-    params = {"algorithm": algorithm, **TWO[algorithm], "num_processes": 2, "lora_r": 4}
+    params = {"algorithm": algorithm, **TWO[algorithm], "num_processes": 2, "lora_r": lora_r}
     run = run_job(RunKind.policy, params)
     assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
     m = run.metrics
-    assert (m["processes"], m["device"], m["lora_r"]) == (2, "cpu", 4)
+    assert (m["processes"], m["device"], m["lora_r"]) == (2, "cpu", lora_r)
     assert "2 process(es) started" in run.log_tail and m["curves"]["loss"]
     assert m["steps"] >= 1 and m["gate"]["kl_per_prompt"]
     with session_scope() as s:
         mv = s.get(ModelVersion, m["policy_version_new_id"])
         assert mv.status == ModelStatus.ready
-        assert (Path(mv.path) / "adapter" / "adapter_config.json").exists()  # rank 0 saved it
+        path = Path(mv.path)  # written by rank 0 only
+    stored = path / ("adapter/adapter_config.json" if lora_r else "config.json")
+    assert stored.exists()
     assert not _rank_pids()
 
 
