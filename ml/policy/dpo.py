@@ -2,6 +2,7 @@
 
 Rows are the reward run's majority-voted pairs (``{"prompt", "chosen", "rejected"}``). The
 reference model is the starting policy, loaded by TRL from the same path. Needs no reward model.
+Rows with a trust ``weight`` train with ml.policy.dpo_weighting's per-pair weighted loss.
 """
 
 from __future__ import annotations
@@ -64,10 +65,19 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     tok = load_tokenizer(Path(data.policy_path), padding_side="left")
     set_seed(cfg.seed)
     policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=torch.float32)
-    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in data.train_pairs]
+    # trust weighting (a `weight` per row): the weighted subclass; otherwise TRL's own trainer
+    weighted = any("weight" in r for r in data.train_pairs)
+    keys = ("prompt", "chosen", "rejected")
+    rows = [
+        {k: r[k] for k in keys} | ({"weight": float(r.get("weight", 1.0))} if weighted else {})
+        for r in data.train_pairs
+    ]
+    trainer_cls = DPOTrainer
+    if weighted:
+        from .dpo_weighting import WeightedDPOTrainer as trainer_cls
     callback = ProgressCallback(cb.progress, cb.should_stop)
     with tempfile.TemporaryDirectory(prefix="prefloop-dpo-") as tmp, quiet_datasets():
-        trainer = DPOTrainer(
+        trainer = trainer_cls(
             model=policy,
             args=dpo_config(cfg, tmp),
             train_dataset=Dataset.from_list(rows),
