@@ -649,6 +649,11 @@ class DPOParams(PolicyGateParams, RunParams, ComputeParams, LoraParams):
     )
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     seed: Seed = Field(0, description="seed for shuffling")
+    weighting: Literal["none", "agreement", "gold"] = Field(
+        "none",
+        description="weight votes and pairs by labeler trust (docs/labeler-quality.md)",
+        json_schema_extra=form("Trust weighting"),
+    )
 
 
 POLICY_MODELS: dict[str, type[RunParams]] = {

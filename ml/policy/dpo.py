@@ -4,7 +4,8 @@ Rows are the reward run's majority-voted pairs (``{"prompt", "chosen", "rejected
 reference model is the starting policy: for a full fine-tune TRL loads it from the same path
 (``model_init_kwargs``); with LoRA it loads none and computes the reference log-probs with the
 adapter disabled (TRL 1.12 ``DPOTrainer``: ``ref_model`` stays None for a peft model). Needs no
-reward model.
+reward model. Rows with a trust ``weight`` train with ml.policy.dpo_weighting's per-pair
+weighted loss.
 """
 
 from __future__ import annotations
@@ -79,10 +80,19 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     policy = AutoModelForCausalLM.from_pretrained(
         data.policy_path, dtype=model_dtypes(cfg, place)[0]
     )
-    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in data.train_pairs]
+    # trust weighting (a `weight` per row): the weighted subclass; otherwise TRL's own trainer
+    weighted = any("weight" in r for r in data.train_pairs)
+    keys = ("prompt", "chosen", "rejected")
+    rows = [
+        {k: r[k] for k in keys} | ({"weight": float(r.get("weight", 1.0))} if weighted else {})
+        for r in data.train_pairs
+    ]
+    trainer_cls = DPOTrainer
+    if weighted:
+        from .dpo_weighting import WeightedDPOTrainer as trainer_cls
     callback = ProgressCallback(cb.progress, cb.should_stop)
     with tempfile.TemporaryDirectory(prefix="prefloop-dpo-") as tmp, quiet_datasets():
-        trainer = DPOTrainer(
+        trainer = trainer_cls(
             model=policy,
             args=dpo_config(cfg, tmp, place),
             train_dataset=Dataset.from_list(rows),

@@ -76,7 +76,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
             pairs: tuple[list, list, list[str]] = ([], [], [])
         else:
             min_agreement = cfg.min_agreement if cfg.min_agreement is not None else s.min_agreement
-            data = reward_rows(session, min_agreement, cfg.eval_fraction, cfg.max_judgment_id)
+            data = reward_rows(
+                session,
+                min_agreement,
+                cfg.eval_fraction,
+                cfg.max_judgment_id,
+                weighting=cfg.weighting,  # stats record it and the labeler weights, as reward's
+            )
             pairs = (data.train, data.eval, data.eval_groups)
             train, heldout = [], _unique_prompts(data.eval, data.eval_groups, cfg.max_heldout)
             dataset = {
