@@ -9,6 +9,7 @@ agreement) / without the flagged labelers (their pairs unlabeled or, as prefloop
 for other labelers), with an all-good crowd over the same assignments as the ceiling.
 
     python bench/labeler_quality.py                   # label part, 20 seeds, ~1 min CPU
+    python bench/labeler_quality.py --probe 3         # + SmolLM2 frozen-backbone reward models
     python bench/labeler_quality.py --reward-model 3  # + SmolLM2 reward models, 3 seeds (slow)
 """
 
@@ -155,6 +156,76 @@ def reward_part(pairs, texts, seeds: int, max_pairs: int, threads: int) -> dict:
     return {m: interval(v) for m, v in results.items()}
 
 
+def probe_part(pairs, texts, seeds: int, threads: int) -> dict:  # type: ignore[no-untyped-def]
+    """SmolLM2-135M reward models with a frozen backbone (bench/probe.py; max_length 256) fitted
+    on the crowd's labels per method, evaluated against the human ranking on the pairs of
+    held-out prompts (a fifth of the prompts, by content hash: no prompt on both sides)."""
+    import hashlib
+
+    import torch
+
+    from app.quality.crowd import flagged, relabel, simulate
+    from bench.probe import accuracy, fit_head, pair_features, smollm2_dir
+
+    torch.set_num_threads(threads)
+    rows = [_row(texts[p.id], True) for p in pairs]
+    started = time.monotonic()
+    chosen, rejected = pair_features(smollm2_dir(), rows, 256)
+    print(f"  features of {len(rows)} pairs in {time.monotonic() - started:.0f}s", flush=True)
+
+    def held(pid: int) -> bool:
+        key = json.dumps(texts[pid][0], sort_keys=True).encode()
+        return int(hashlib.sha256(key).hexdigest(), 16) % 5 == 0
+
+    eval_ids = [p.id for p in pairs if held(p.id)]
+    ev = torch.tensor(eval_ids)
+    truth = {p.id: p.better for p in pairs}
+    methods = ("truth", "none", "gold", "agreement", "exclusion")
+    results: dict[str, list[float]] = {m: [] for m in methods}
+    for seed in range(seeds):
+        c = simulate(pairs, seed)
+        stats = flagged(c)
+        flags = {u for u, s in stats.items() if s.flags}
+        crowds = {"none": c, "gold": c, "agreement": c, "exclusion": relabel(c, pairs, flags, seed)}
+        for method in methods:
+            ids, flip, weight = [], [], []
+            if method == "truth":  # the human ranking itself: the ceiling
+                ids = [p.id for p in pairs if not held(p.id)]
+                flip, weight = [False] * len(ids), [1.0] * len(ids)
+            else:
+                trust = (
+                    {u: s.weight(method) for u, s in stats.items()}
+                    if method in ("gold", "agreement")
+                    else {}
+                )
+                mean = sum(trust.values()) / len(trust) if trust else 1.0
+                for pid, votes in sorted(crowds[method].votes.items()):
+                    if held(pid):
+                        continue
+                    tally: dict[int, float] = {}
+                    for uid, winner in votes:
+                        tally[winner] = tally.get(winner, 0.0) + trust.get(uid, 1.0)
+                    ranked = sorted(tally.values(), reverse=True)
+                    if not ranked or (len(ranked) > 1 and ranked[0] == ranked[1]):
+                        continue  # a level vote gives no pair (as in training)
+                    win = max(tally, key=lambda k: tally[k])
+                    margin = ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
+                    ids.append(pid)
+                    flip.append(win != truth[pid])
+                    # app.quality.weighting: (W(winner) - W(loser)) / (n_votes * mean weight)
+                    weight.append(margin / (len(votes) * mean) if trust else 1.0)
+            idx, fl = torch.tensor(ids), torch.tensor(flip)
+            c_x = torch.where(fl[:, None], rejected[idx], chosen[idx])
+            r_x = torch.where(fl[:, None], chosen[idx], rejected[idx])
+            w = fit_head(c_x, r_x, torch.tensor(weight))
+            acc = accuracy(w, chosen[ev], rejected[ev])
+            results[method].append(acc)
+            wrong = sum(flip) / len(flip)
+            print(f"  seed {seed} {method}: {len(ids)} train pairs ({wrong:.1%} mislabeled), "
+                  f"eval accuracy {acc:.3f} on {len(eval_ids)} pairs", flush=True)  # fmt: skip
+    return {"eval_pairs": len(eval_ids), **{m: interval(v) for m, v in results.items()}}
+
+
 def _row(t, better_first: bool) -> dict:  # type: ignore[no-untyped-def]
     messages, better, worse = t
     chosen, rejected = (better, worse) if better_first else (worse, better)
@@ -169,6 +240,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--probe", type=int, default=0, help="seeds of frozen-backbone SmolLM2 RMs")
     ap.add_argument("--reward-model", type=int, default=0, help="seeds of SmolLM2 RM training")
     ap.add_argument("--rm-pairs", type=int, default=400, help="pairs per RM run (1/4 held out)")
     ap.add_argument("--threads", type=int, default=2)
@@ -181,6 +253,9 @@ def main() -> None:
     summary = {"labels": label_part(pairs, args.seeds)}
     summary["labels"]["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(summary, indent=2, ensure_ascii=False), flush=True)
+    if args.probe:
+        summary["probe"] = probe_part(pairs, texts, args.probe, args.threads)
+        print(json.dumps(summary["probe"], indent=2, ensure_ascii=False), flush=True)
     if args.reward_model:
         summary["reward_model"] = reward_part(
             pairs, texts, args.reward_model, args.rm_pairs, args.threads

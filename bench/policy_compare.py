@@ -1,15 +1,20 @@
-"""Which policy algorithm aligns best per CPU-second, on the tiny model (a scaled-down stand-in
-for the issue's SmolLM2 / 30-minutes-each comparison, which this 2-core machine cannot run).
+"""Which policy algorithm aligns best per CPU-second, under an equal CPU budget each.
 
     python bench/policy_compare.py [--budget 45] [--algorithms ppo,rloo,grpo,dpo]
+    python bench/policy_compare.py --model smollm2 --budget 600
 
-Synthetic preferences (polite replies beat rude ones). Reward model A is trained on one half of
-the pairs and is what ppo/rloo/grpo optimise; reward model B is trained on the disjoint other
-half and grades every result, so no method is graded by the model it optimised. Each algorithm
-runs in its own process (for its peak RSS): 2- and 10-step runs measure the marginal CPU seconds
-per step (model loading is a fixed cost outside the budget), then a run sized to the budget;
-the result is scored by the gate with reward model B (16
+Reward model A is what ppo/rloo/grpo optimise (and DPO trains on A's pairs); reward model B is
+trained on disjoint pairs and grades every result, so no method is graded by the model it
+optimised. Each algorithm runs in its own process (for its peak RSS): a short calibration run
+measures the marginal CPU seconds per step (model loading is a fixed cost outside the budget),
+then a run sized to the budget; the result is scored by the gate with reward model B (16
 held-out prompts x 4 samples, bootstrap 95% interval of the gain) and its KL to the start.
+
+``--model tiny`` (default): the 2-layer test policy and synthetic preferences (polite replies
+beat rude ones). ``--model smollm2``: the embedded SmolLM2-135M policy and the OpenAssistant
+rankings in ../shared/data, split by prompt into A (40%), B (40%) and held out (20%); reward
+models A and B are SmolLM2 with a frozen backbone and a fitted score head (bench/probe.py),
+because fine-tuning two reward models would eat the whole CPU budget here.
 """
 
 from __future__ import annotations
@@ -71,49 +76,140 @@ def setup(work: Path) -> None:
     train_reward(work / "policy", pairs(2, 96), pairs(12, 16), work / "rm_b", cfg)
 
 
-def params(algorithm: str, steps: int) -> dict:
-    base = {"algorithm": algorithm, "learning_rate": 5e-4, "seed": 0, "batch_size": 8}
+def oasst_split() -> dict[str, list[dict]]:
+    """OpenAssistant ordered pairs by prompt (content hash): a (40%), b (40%), held (20%)."""
+    import hashlib
+
+    from app.labeled_import.parsers import parse
+
+    data = next(
+        p / "shared" / "data" / "oasst_en_100_tree.jsonl"
+        for p in ROOT.parents
+        if (p / "shared" / "data" / "oasst_en_100_tree.jsonl").is_file()
+    )
+    _, records = parse(data.read_bytes(), "oasst")
+    split: dict[str, list[dict]] = {"a": [], "b": [], "held": []}
+    for rec in records:
+        digest = hashlib.sha256(json.dumps(rec.messages, sort_keys=True).encode()).hexdigest()
+        part = ("held", "a", "a", "b", "b")[int(digest, 16) % 5]
+        for hi, group in enumerate(rec.ranking):
+            for lower in rec.ranking[hi + 1 :]:
+                for i in group:
+                    for j in lower:
+                        split[part].append({
+                            "prompt": rec.messages,
+                            "chosen": [{"role": "assistant", "content": rec.completions[i]}],
+                            "rejected": [{"role": "assistant", "content": rec.completions[j]}],
+                        })  # fmt: skip
+    return split
+
+
+def short_prompts(rows: list[dict], limit: int, tokens: int = 192) -> list:
+    """Distinct prompts of ``rows`` whose templated length is at most ``tokens`` (CPU budget)."""
+    from bench.probe import smollm2_dir
+    from ml.store import load_tokenizer
+
+    tok = load_tokenizer(smollm2_dir())
+    seen: dict[str, list] = {}
+    for row in rows:
+        key = json.dumps(row["prompt"], sort_keys=True)
+        enc = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, return_dict=True)
+        if key not in seen and len(enc["input_ids"]) <= tokens:
+            seen[key] = row["prompt"]
+    return [seen[k] for k in sorted(seen)][:limit]
+
+
+def setup_smollm2(work: Path) -> None:
+    """Reward models A and B (frozen SmolLM2 + fitted head) and the prompt/pair file."""
+    from bench.probe import accuracy, fit_head, pair_features, save_reward_model, smollm2_dir
+
+    base = smollm2_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "policy").exists():
+        (work / "policy").symlink_to(base)
+    split = oasst_split()
+    held_c, held_r = pair_features(base, split["held"], 256)
+    for part in ("a", "b"):
+        c, r = pair_features(base, split[part], 256)
+        w = fit_head(c, r)
+        save_reward_model(base, w, work / f"rm_{part}")
+        print(f"reward model {part.upper()}: {len(split[part])} pairs, held-out accuracy "
+              f"{accuracy(w, held_c, held_r):.3f} on {len(split['held'])}", flush=True)  # fmt: skip
+    data = {
+        "train_prompts": short_prompts(split["a"], 10_000),
+        "heldout": short_prompts(split["held"], HELD),
+        "train_pairs": split["a"],
+        "eval_pairs": split["held"],
+    }
+    (work / "data.json").write_text(json.dumps(data))
+
+
+def params(algorithm: str, steps: int, model: str = "tiny", n_pairs: int = 96) -> dict:
+    lr, tokens = (5e-4, 16) if model == "tiny" else (1e-5, 48)
+    base = {"algorithm": algorithm, "learning_rate": lr, "seed": 0, "batch_size": 8}
     if algorithm == "ppo":
-        return {**base, "num_ppo_steps": steps, "response_length": 16, "num_ppo_epochs": 2}
+        return {**base, "num_ppo_steps": steps, "response_length": tokens, "num_ppo_epochs": 2}
     if algorithm in ("rloo", "grpo"):
-        return {**base, "max_steps": steps, "num_generations": 4, "max_new_tokens": 16}
-    return {**base, "num_train_epochs": max(steps * 8 / 96, 0.05)}
+        return {**base, "max_steps": steps, "num_generations": 4, "max_new_tokens": tokens}
+    extra = {} if model == "tiny" else {"max_length": 512}
+    return {**base, **extra, "num_train_epochs": max(steps * 8 / n_pairs, 0.01)}
 
 
-def one(algorithm: str, work: Path, budget: float) -> dict:
+def one(algorithm: str, work: Path, budget: float, model: str, threads: int) -> dict:
     import torch
 
     from ml.policy import Callbacks, PolicyData, train
     from ml.policy.gate import GateInputs, evaluate
     from ml.policy.params import parse_params
 
-    torch.set_num_threads(1)
-    train_prompts, heldout = prompts(0, 48), prompts(1, HELD)
+    torch.set_num_threads(threads)
+    if model == "tiny":
+        train_prompts, heldout = prompts(0, 48), prompts(1, HELD)
+        train_pairs, eval_pairs, tokens = pairs(3, 96), [], 16
+    else:
+        d = json.loads((work / "data.json").read_text())
+        train_prompts, heldout = d["train_prompts"], d["heldout"]
+        train_pairs, eval_pairs, tokens = d["train_pairs"], d["eval_pairs"], 48
+    stamps: list[float] = []
+
+    def progress(step: int, total: int, logs: dict) -> None:
+        if not logs:  # a step ended
+            stamps.append(time.process_time())
 
     def run(steps: int, out: Path) -> tuple[float, dict]:
-        data = PolicyData(work / "policy", out, work / "rm_a", train_prompts, heldout, pairs(3, 96))
+        data = PolicyData(work / "policy", out, work / "rm_a", train_prompts, heldout,
+                          train_pairs, eval_pairs)  # fmt: skip
+        stamps.clear()
         c0 = time.process_time()
-        res = train(parse_params(params(algorithm, steps)), data, Callbacks())
+        cfg = parse_params(params(algorithm, steps, model, len(train_pairs)))
+        res = train(cfg, data, Callbacks(progress))
         return time.process_time() - c0, res.metrics
 
-    # marginal CPU per step from two short runs after a warm-up (imports, first-call costs);
-    # loading models is a fixed cost, not budget
-    run(2, work / f"warm-{algorithm}")
-    short, _ = run(2, work / f"cal2-{algorithm}")
-    long, _ = run(10, work / f"cal10-{algorithm}")
-    per_step = max((long - short) / 8, 1e-3)
+    if model == "tiny":
+        # marginal CPU per step from two short runs after a warm-up (imports, first-call
+        # costs); loading models is a fixed cost, not budget
+        run(2, work / f"warm-{algorithm}")
+        short, _ = run(2, work / f"cal2-{algorithm}")
+        long, _ = run(10, work / f"cal10-{algorithm}")
+        per_step = max((long - short) / 8, 1e-3)
+    else:  # a 3-step run: the CPU between the ends of steps 1 and 3 (too dear to repeat)
+        run(3, work / f"cal-{algorithm}")
+        per_step = max((stamps[-1] - stamps[0]) / (len(stamps) - 1), 1e-3)
     steps = max(2, int(budget / per_step))
     cpu, metrics = run(steps, work / f"out-{algorithm}")
     gate = evaluate(
         work / "policy",
         work / f"out-{algorithm}",
         work / "rm_b",
-        GateInputs(heldout, kl_max=1e9, samples_per_prompt=4, max_new_tokens=16, temperature=0.7),
+        GateInputs(
+            heldout, kl_max=1e9, samples_per_prompt=4, max_new_tokens=tokens, temperature=0.7
+        ),  # fmt: skip
     )
     return {
         "algorithm": algorithm,
         "steps": steps,
         "train_cpu_s": round(cpu, 1),
+        "train_steps_cpu_s": round(stamps[-1] - stamps[0], 1) if len(stamps) > 1 else None,
         "cpu_per_step": round(per_step, 3),
         "gain": gate.gain,
         "reward_before": gate.reward_before,
@@ -127,20 +223,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=45.0, help="training CPU seconds each")
     ap.add_argument("--algorithms", default="ppo,rloo,grpo,dpo")
+    ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--one")
     ap.add_argument("--work", type=Path)
     args = ap.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one(args.one, args.work, args.budget)), flush=True)
+        r = one(args.one, args.work, args.budget, args.model, args.threads)
+        print("RESULT " + json.dumps(r), flush=True)
         return
-    work = Path(tempfile.mkdtemp(prefix="prefloop-compare-"))
-    setup(work)
+    work = args.work or Path(tempfile.mkdtemp(prefix="prefloop-compare-"))
+    if not (work / "rm_b").exists():
+        (setup if args.model == "tiny" else setup_smollm2)(work)
     print(f"budget {args.budget:g} CPU s of training each, graded by a second reward model")
     cols = "algorithm | cpu s/step | steps | train cpu s | reward before -> after | gain [95% CI]"
     print(f"| {cols} | KL | RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for algorithm in args.algorithms.split(","):
-        cmd = [sys.executable, __file__, "--one", algorithm, "--work", str(work)]
+        cmd = [sys.executable, __file__, "--one", algorithm, "--work", str(work),
+               "--model", args.model, "--threads", str(args.threads)]  # fmt: skip
         out = subprocess.run(
             [*cmd, "--budget", str(args.budget)], capture_output=True, text=True, cwd=ROOT
         )

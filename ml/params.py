@@ -503,8 +503,9 @@ class PolicyPPOParams(PolicyGateParams, PPOParams):
     algorithm: Literal["ppo"] = "ppo"
 
 
-class _GroupParams(PolicyGateParams, RunParams):
-    """What RLOO and GRPO share: a group of samples per prompt scored by the reward model."""
+class _GroupParams(PolicyGateParams, RunParams, ComputeParams, LoraParams):
+    """What RLOO and GRPO share: a group of samples per prompt scored by the reward model.
+    Device, precision, processes and LoRA as for PPO (same fields, bounds and defaults)."""
 
     kind: ClassVar[str] = "policy"
     learning_rate: float = Field(
@@ -600,8 +601,9 @@ class GRPOParams(_GroupParams):
     )
 
 
-class DPOParams(PolicyGateParams, RunParams):
-    """TRL DPOTrainer on the majority-voted pairs (same pairs and split as the reward run)."""
+class DPOParams(PolicyGateParams, RunParams, ComputeParams, LoraParams):
+    """TRL DPOTrainer on the majority-voted pairs (same pairs and split as the reward run).
+    Device, precision, processes and LoRA as for PPO (same fields, bounds and defaults)."""
 
     kind: ClassVar[str] = "policy"
     algorithm: Literal["dpo"] = "dpo"
@@ -647,6 +649,11 @@ class DPOParams(PolicyGateParams, RunParams):
     )
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     seed: Seed = Field(0, description="seed for shuffling")
+    weighting: Literal["none", "agreement", "gold"] = Field(
+        "none",
+        description="weight votes and pairs by labeler trust (docs/labeler-quality.md)",
+        json_schema_extra=form("Trust weighting"),
+    )
 
 
 POLICY_MODELS: dict[str, type[RunParams]] = {

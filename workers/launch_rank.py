@@ -65,7 +65,7 @@ def main(spec_path: str) -> int:
     if events is not None:
         threading.Thread(target=_beat, args=(Path(spec["heartbeat"]), stop), daemon=True).start()
         events.log(f"{world} process(es) started on {spec['place']['device']}")
-    cfg: Any = parse(spec["kind"], spec["cfg"])  # RewardParams or PPOParams, by kind
+    cfg: Any = parse(spec["kind"], spec["cfg"])  # RewardParams, PPOParams or a policy model
     place = Placement(**spec["place"])
     progress = events.progress if events is not None else None
     try:
@@ -76,6 +76,8 @@ def main(spec_path: str) -> int:
                 Path(spec["base"]), spec["train"], spec["eval"], Path(spec["out"]), cfg,
                 progress, None, place, save=rank == 0,
             )  # fmt: skip
+        elif spec["kind"] == "policy":
+            out = _policy(spec, cfg, place, progress, rank)
         else:
             from ml.ppo import train_ppo
 
@@ -94,6 +96,24 @@ def main(spec_path: str) -> int:
         tmp.write_text(json.dumps(out, default=float))
         os.replace(tmp, result)
     return 0
+
+
+def _policy(spec: dict[str, Any], cfg: Any, place: Any, progress: Any, rank: int) -> dict:
+    """One rank of an rloo/grpo/dpo run: ml.policy's train; only rank 0 saves the model."""
+    from dataclasses import asdict
+
+    from ml.policy import Callbacks, PolicyData, train
+
+    data = PolicyData(
+        policy_path=Path(spec["base"]),
+        out_dir=Path(spec["out"]),
+        reward_path=Path(spec["reward"]) if spec.get("reward") else None,
+        train_prompts=spec.get("train") or [],
+        train_pairs=spec.get("pairs") or [],
+        place=place,
+        save=rank == 0,
+    )
+    return asdict(train(cfg, data, Callbacks(progress, None)))
 
 
 if __name__ == "__main__":

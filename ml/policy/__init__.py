@@ -38,7 +38,8 @@ class PolicyData:
     heldout_prompts: list[Messages] = field(default_factory=list)
     train_pairs: list[dict[str, Any]] = field(default_factory=list)
     eval_pairs: list[dict[str, Any]] = field(default_factory=list)
-    place: Any = None  # ml.device.Placement for trainers that take one (ppo); None: default
+    place: Any = None  # ml.device.Placement (device, dtype); None: CPU, fp32
+    save: bool = True  # False on ranks other than 0: train, write nothing
 
 
 @dataclass
@@ -79,8 +80,45 @@ def curve_rows(history: list[dict[str, Any]], keys: dict[str, str], marker: str)
     ]
 
 
-def trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
-    """TrainingArguments every TRL config here gets: CPU-safe, quiet, nothing written."""
+def placement_of(data: PolicyData) -> Any:
+    """The run's placement (CPU, fp32 when none was resolved)."""
+    from ..device import Placement
+
+    return data.place or Placement("cpu", "float32")
+
+
+def model_dtypes(cfg: Any, place: Any) -> tuple[Any, Any]:
+    """(trained, frozen) torch dtypes. On a GPU frozen models (reference, reward) load in the
+    run's dtype, and so does a LoRA run's frozen base; a full fine-tune keeps fp32 master weights
+    (mixed precision comes from the trainer's bf16/fp16 flag). CPU: fp32 throughout."""
+    import torch
+
+    frozen = place.torch_dtype if place.is_gpu else torch.float32
+    return (frozen if getattr(cfg, "lora_r", 0) else torch.float32), frozen
+
+
+def ref_init_kwargs(cfg: Any, place: Any) -> dict[str, Any] | None:
+    """``model_init_kwargs`` for the reference model TRL loads itself (full fine-tunes only; with
+    LoRA the reference is the policy with its adapter disabled). On a GPU it loads in the run's
+    dtype without a device map, and the trainer's accelerator moves it to the rank's device."""
+    if getattr(cfg, "lora_r", 0) or not place.is_gpu:
+        return None  # TRL's default: fp32, no device map on CPU
+    return {"dtype": place.dtype, "device_map": None}
+
+
+def peft_config(cfg: Any, model: Any) -> Any:
+    """The run's ``peft.LoraConfig`` for a causal LM (None for a full fine-tune)."""
+    from ..lora import lora_config
+
+    return lora_config(cfg, model.config.model_type, "CAUSAL_LM")
+
+
+def trl_common(cfg: Any, output_dir: str, place: Any = None) -> dict[str, Any]:
+    """TrainingArguments every TRL config here gets: device and mixed precision from ``place``
+    (fp32 on CPU), quiet, nothing written."""
+    from ..device import Placement
+
+    place = place or Placement("cpu", "float32")
     return {
         "output_dir": output_dir,
         "learning_rate": cfg.learning_rate,
@@ -89,8 +127,9 @@ def trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
         "seed": cfg.seed,
         "activation_checkpointing": cfg.gradient_checkpointing,
         "data_seed": cfg.seed,
-        "bf16": False,
-        "fp16": False,
+        **place.trainer_flags(),
+        "model_init_kwargs": ref_init_kwargs(cfg, place),
+        "ddp_find_unused_parameters": False,
         "report_to": [],
         "save_strategy": "no",
         "eval_strategy": "no",
@@ -101,10 +140,20 @@ def trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
     }
 
 
-def train_and_save(trainer: Any, stopped: Any, cb: Callbacks, tok: Any, out_dir: Path) -> Any:
+def trainable_params(trainer: Any) -> int:
+    """Parameters the optimiser updates (all of them, or LoRA's)."""
+    return sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+
+
+def train_and_save(
+    trainer: Any, stopped: Any, cb: Callbacks, tok: Any, data: PolicyData, lora_r: int = 0
+) -> Any:
     """Run ``trainer``; unless cancelled (by the progress callback or ``cb.should_stop``), save
-    the unwrapped model with ``tok`` into ``out_dir``. Returns TRL's train output."""
+    the unwrapped model with ``tok`` into ``data.out_dir`` (when ``data.save``): the full model,
+    or with LoRA the adapter and a pointer to its base (ml/lora.py; merged at activation).
+    Returns TRL's train output."""
     from ..callbacks import Cancelled
+    from ..lora import save_adapter
     from ..store import save_atomically
 
     result = trainer.train()
@@ -113,5 +162,11 @@ def train_and_save(trainer: Any, stopped: Any, cb: Callbacks, tok: Any, out_dir:
     model = trainer.accelerator.unwrap_model(trainer.model)
     if cb.should_stop is not None and cb.should_stop():
         raise Cancelled("training cancelled")
-    save_atomically(model, tok, out_dir)
+    if not data.save:
+        return result
+    if lora_r:
+        info = {"kind": "policy", "r": lora_r, "pad_token_id": tok.pad_token_id}
+        save_adapter(model, tok, data.policy_path, Path(data.out_dir), info)
+    else:
+        save_atomically(model, tok, Path(data.out_dir))
     return result

@@ -148,25 +148,36 @@ def decide(
 # --- sampling and scoring (transformers + torch only) ----------------------------------------
 
 
-def _load_causal(path: Path) -> Any:
+def _dtype(place: Any) -> Any:
+    """Scoring runs in the run's dtype on a GPU, in fp32 on CPU."""
+    return place.torch_dtype if place is not None and place.is_gpu else torch.float32
+
+
+def _device(place: Any) -> str:
+    return place.device if place is not None else "cpu"
+
+
+def _load_causal(path: Path, place: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
     from ..lora import _load_merged, is_adapter_only
 
     if is_adapter_only(path):  # merged in memory; the store merges on first activation
-        model = _load_merged(path, torch.float32)
+        model = _load_merged(path, _dtype(place))
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(place))
+    model.to(_device(place))
     model.eval()
     return model
 
 
-def _load_reward(path: Path) -> Any:
+def _load_reward(path: Path, place: Any = None) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, dtype=torch.float32
+        path, num_labels=1, dtype=_dtype(place)
     )
+    model.to(_device(place))
     model.eval()
     return model
 
@@ -359,8 +370,12 @@ def evaluate(
     reward_path: Path | None,
     inputs: GateInputs,
     should_stop: StopFn | None = None,
+    place: Any = None,
 ) -> GateResult:
-    """Score the starting and the new policy on the held-out set and apply :func:`decide`."""
+    """Score the starting and the new policy on the held-out set and apply :func:`decide`.
+
+    ``place`` (ml.device.Placement, the run's) says where: models load on its device, in its
+    dtype on a GPU and fp32 on CPU; None means CPU."""
     from ..lora import ensure_merged
     from ..store import load_tokenizer
 
@@ -368,7 +383,7 @@ def evaluate(
         if p is not None:
             ensure_merged(p)  # as the trainers do: a LoRA start or reward version, merged once
     tok = load_tokenizer(Path(start_path), padding_side="left")
-    start, new = _load_causal(Path(start_path)), _load_causal(Path(new_path))
+    start, new = _load_causal(Path(start_path), place), _load_causal(Path(new_path), place)
     prompts = inputs.heldout_prompts
     args = (inputs.samples_per_prompt, inputs.max_new_tokens, inputs.temperature, inputs.seed)
     after = sample(new, tok, prompts, *args, should_stop=should_stop)
@@ -377,7 +392,7 @@ def evaluate(
     gain = per_prompt = None
     before_mean = after_mean = None
     if reward_path is not None and prompts:
-        rm = _load_reward(Path(reward_path))
+        rm = _load_reward(Path(reward_path), place)
         rm_tok = load_tokenizer(Path(reward_path), padding_side="right")
         before = sample(start, tok, prompts, *args, should_stop=should_stop)
         s_before = score(rm, rm_tok, prompts, before)

@@ -15,9 +15,9 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     """Group-normalised advantages over ``num_generations`` samples per prompt, KL ``beta``."""
     from trl import GRPOConfig, GRPOTrainer
 
-    def config(tmp: str) -> Any:
+    def config(tmp: str, place: Any) -> Any:
         return GRPOConfig(
-            **group_args(cfg, tmp), loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards
+            **group_args(cfg, tmp, place), loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards
         )
 
     return train_group(GRPOTrainer, config, cfg, data, cb)

@@ -1,8 +1,10 @@
 """What RLOO and GRPO share: the policy, the reward model as reward function, prompt rows.
 
 Both TRL trainers take the reward model as a ``reward_funcs`` entry and score
-``prompt + completion`` through its tokenizer's chat template, create their reference model
-from the policy's path when ``beta > 0``, and log the same keys.
+``prompt + completion`` through its tokenizer's chat template and log the same keys. With
+``beta > 0`` and a full fine-tune they load the reference model themselves from the policy's
+path (``model_init_kwargs``); with LoRA (a ``peft_config``) they load none and compute the
+reference log-probs with the adapter disabled (TRL 1.12 ``_generate_and_score_completions``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..callbacks import Cancelled, ProgressCallback
-from . import Callbacks, PolicyData, TrainResult, curve_rows, train_and_save, trl_common
+from . import (
+    Callbacks,
+    PolicyData,
+    TrainResult,
+    curve_rows,
+    model_dtypes,
+    peft_config,
+    placement_of,
+    train_and_save,
+    trainable_params,
+    trl_common,
+)
 
 #: TRL log key -> curve name (shared by RLOO and GRPO in TRL 1.12)
 CURVE_KEYS = {
@@ -30,10 +41,10 @@ CURVE_KEYS = {
 }
 
 
-def group_args(cfg: Any, output_dir: str) -> dict[str, Any]:
+def group_args(cfg: Any, output_dir: str, place: Any = None) -> dict[str, Any]:
     """Config kwargs both trainers accept."""
     return {
-        **trl_common(cfg, output_dir),
+        **trl_common(cfg, output_dir, place),
         "max_steps": cfg.max_steps,
         "num_generations": cfg.num_generations,
         "max_completion_length": cfg.max_completion_length,
@@ -61,6 +72,8 @@ def train_group(
     trainer_cls: Any, config: Any, cfg: Any, data: PolicyData, cb: Callbacks
 ) -> TrainResult:
     """Build and run ``trainer_cls`` (RLOOTrainer or GRPOTrainer) with ``config``."""
+    import os
+
     from datasets import Dataset
     from transformers import (
         AutoModelForCausalLM,
@@ -73,7 +86,7 @@ def train_group(
     from ..store import load_tokenizer
 
     out_dir = Path(data.out_dir)
-    if out_dir.exists():
+    if data.save and out_dir.exists():
         raise FileExistsError(f"refusing to overwrite {out_dir}")
     if data.reward_path is None:
         raise ValueError(f"{cfg.algorithm} needs a reward model")
@@ -86,17 +99,20 @@ def train_group(
     tok = load_tokenizer(Path(data.policy_path), padding_side="left")
     rm_tok = load_tokenizer(Path(data.reward_path), padding_side="right")
     prompts = _fitting(tok, data.train_prompts, cfg.max_prompt_length)
-    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # each rank takes a batch per step
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world
     if len(prompts) * cfg.num_generations < batch:
         raise ValueError(
             f"{len(prompts)} usable training prompts x {cfg.num_generations} generations "
             f"do not fill one batch of {batch}"
         )
+    place = placement_of(data)
+    trained, frozen = model_dtypes(cfg, place)
     set_seed(cfg.seed)
-    policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=torch.float32)
+    policy = AutoModelForCausalLM.from_pretrained(data.policy_path, dtype=trained)
     policy.generation_config.pad_token_id = tok.pad_token_id
     reward = AutoModelForSequenceClassification.from_pretrained(
-        data.reward_path, num_labels=1, dtype=torch.float32
+        data.reward_path, num_labels=1, dtype=frozen
     )
     reward.eval()
     reward.requires_grad_(False)
@@ -105,20 +121,23 @@ def train_group(
         trainer = trainer_cls(
             model=policy,
             reward_funcs=reward,
-            args=config(tmp),
+            args=config(tmp, place),
             train_dataset=Dataset.from_dict({"prompt": prompts}),
             processing_class=tok,
             reward_processing_classes=rm_tok,
             callbacks=[callback],
+            peft_config=peft_config(cfg, policy),
         )
         trainer.remove_callback(PrinterCallback)
-        result = train_and_save(trainer, callback, cb, tok, out_dir)
+        result = train_and_save(trainer, callback, cb, tok, data, cfg.lora_r)
+        trainable = trainable_params(trainer)
     return TrainResult(
         metrics={
             "train_loss": float(result.training_loss),
             "n_train": len(prompts),
             "n_dropped_too_long": len(data.train_prompts) - len(prompts),
             "steps": int(trainer.state.global_step),
+            "trainable_params": trainable,
         },
         curves=curve_rows(callback.history, CURVE_KEYS, "reward"),
     )

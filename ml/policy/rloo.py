@@ -14,7 +14,7 @@ def train(cfg: Any, data: PolicyData, cb: Callbacks) -> TrainResult:
     """Leave-one-out advantages over ``num_generations`` samples per prompt, KL ``beta``."""
     from trl import RLOOConfig, RLOOTrainer
 
-    def config(tmp: str) -> Any:
-        return RLOOConfig(**group_args(cfg, tmp))
+    def config(tmp: str, place: Any) -> Any:
+        return RLOOConfig(**group_args(cfg, tmp, place))
 
     return train_group(RLOOTrainer, config, cfg, data, cb)

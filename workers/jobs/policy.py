@@ -52,12 +52,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     cfg = params_of(ctx)
     algo, s = cfg.algorithm, ctx.settings
     promote_by = gate_mode(ctx.params, s)
-    place = launch = None
-    if algo == "ppo":  # device, precision and ranks as for train's PPO (LoRA is in the params)
-        from workers.launch import launch_for
+    from workers.launch import launch_for
 
-        place = compute_placement(cfg, s)  # a device or launcher this worker lacks fails here
-        launch = launch_for(cfg, s, place)
+    # device, precision and ranks for every algorithm (LoRA is in the params); a device or
+    # launcher this worker lacks fails here, before anything is registered
+    place = compute_placement(cfg, s)
+    launch = launch_for(cfg, s, place)
     kl_max = cfg.kl_max if cfg.kl_max is not None else s.policy_kl_bound
     dataset: dict[str, Any] = {}
     with ctx.session() as session:
@@ -76,7 +76,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
             pairs: tuple[list, list, list[str]] = ([], [], [])
         else:
             min_agreement = cfg.min_agreement if cfg.min_agreement is not None else s.min_agreement
-            data = reward_rows(session, min_agreement, cfg.eval_fraction, cfg.max_judgment_id)
+            data = reward_rows(
+                session,
+                min_agreement,
+                cfg.eval_fraction,
+                cfg.max_judgment_id,
+                weighting=cfg.weighting,  # stats record it and the labeler weights, as reward's
+            )
             pairs = (data.train, data.eval, data.eval_groups)
             train, heldout = [], _unique_prompts(data.eval, data.eval_groups, cfg.max_heldout)
             dataset = {
@@ -127,11 +133,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
         place=place,
     )
     progress = CurveProgress(ctx, keys)
-    if launch is not None and place is not None:
-        ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
-        ctx.log(f"{place.device}, {place.dtype}, {launch.processes} process(es)")
-    if launch is not None and not launch.in_process:
-        out = _ppo_ranks(ctx, cfg, data_in, launch, progress)
+    ctx.progress(0, 0, compute_metrics(place, launch.processes, cfg))
+    ctx.log(f"{place.device}, {place.dtype}, {launch.processes} process(es)")
+    if not launch.in_process:
+        out = _ranks(ctx, cfg, data_in, launch, progress)
     else:
         out = train_policy(cfg, data_in, Callbacks(progress, ctx.should_stop))
     train_seconds = time.monotonic() - started
@@ -154,6 +159,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             dpo_beta=cfg.beta if algo == "dpo" else None,
         ),
         ctx.should_stop,
+        place,
     )
     seconds = time.monotonic() - started
     curves = series(out.curves)
@@ -165,7 +171,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "n_heldout": len(heldout),
         "train_seconds": round(train_seconds, 2),
         "gate_seconds": round(seconds - train_seconds, 2),
-        **(compute_metrics(place, launch.processes, cfg) if launch is not None else {}),
+        **compute_metrics(place, launch.processes, cfg),
         "policy_version_id": start[0],
         "reward_version_id": rm[0] if rm else None,
         "config": cfg.model_dump(mode="json"),
@@ -204,23 +210,37 @@ def run(ctx: JobContext) -> dict[str, Any]:
     )
 
 
-def _ppo_ranks(ctx: JobContext, cfg: Any, data: Any, launch: Any, progress: Any) -> Any:
-    """PPO over several processes (workers/launch.py), as train's ppo job runs it."""
+def _ranks(ctx: JobContext, cfg: Any, data: Any, launch: Any, progress: Any) -> Any:
+    """Train over several processes (workers/launch.py): PPO as train's ppo job runs it, the
+    other algorithms through ml.policy's ``train`` in every rank (spec kind ``policy``)."""
     from ml.params import PPOParams
     from ml.policy import TrainResult
     from workers.launch import run_ranks
 
-    ppo = PPOParams.model_validate(cfg.model_dump(include=set(PPOParams.model_fields)))
-    spec = {
-        "cfg": ppo.model_dump(mode="json"),
+    common = {
         "place": {"device": data.place.device, "dtype": data.place.dtype},
         "base": str(data.policy_path),
-        "reward": str(data.reward_path),
-        "train": data.train_prompts,
-        "eval": [],  # the gate scores the held-out prompts afterwards
+        "reward": str(data.reward_path) if data.reward_path is not None else None,
         "out": str(data.out_dir),
     }
-    out = run_ranks(ctx, "ppo", spec, launch, progress, ctx.settings.torch_threads)
+    threads = ctx.settings.torch_threads
+    if cfg.algorithm != "ppo":
+        spec = {
+            **common,
+            "cfg": cfg.model_dump(mode="json"),
+            "train": data.train_prompts,
+            "pairs": data.train_pairs,  # dpo; its eval pairs are the gate's, in this process
+        }
+        out = run_ranks(ctx, "policy", spec, launch, progress, threads)
+        return TrainResult(metrics=out["metrics"], curves=out["curves"])
+    ppo = PPOParams.model_validate(cfg.model_dump(include=set(PPOParams.model_fields)))
+    spec = {
+        **common,
+        "cfg": ppo.model_dump(mode="json"),
+        "train": data.train_prompts,
+        "eval": [],  # the gate scores the held-out prompts afterwards
+    }
+    out = run_ranks(ctx, "ppo", spec, launch, progress, threads)
     curves = out.pop("curves", [])
     keep = {k: v for k, v in out.items() if not k.startswith("heldout_") and k != "kl_to_ref"}
     return TrainResult(metrics=keep, curves=curves)
