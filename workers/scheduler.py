@@ -131,13 +131,6 @@ def _covered_max(version: ModelVersion) -> int | None:
     return max((int(r[1]) for r in ranges), default=None)
 
 
-def _dpo_weights() -> bool:
-    """Whether DPO runs take a trust weighting (queueing params they refuse would fail)."""
-    from ml.params import DPOParams
-
-    return "weighting" in DPOParams.model_fields
-
-
 def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
     """Params for a policy run after a reward model: ppo/rloo/grpo when one is ready that no
     policy run used yet (POLICY_AFTER_REWARD); any algorithm, dpo included, once after the
@@ -174,7 +167,7 @@ def ppo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
         if covered is not None:
             params["max_judgment_id"] = covered
         weighting = (ask.params or {}).get("weighting")
-        if weighting and weighting != "none" and _dpo_weights():
+        if weighting and weighting != "none":
             params["weighting"] = weighting
     return params
 

@@ -4,6 +4,7 @@ the policy run is queued after it, and lineage lists what used the labeler befor
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -92,10 +93,12 @@ FAST_DPO = {"learning_rate": 1e-3, "batch_size": 8, "num_train_epochs": 1, "max_
             "eval_samples_per_prompt": 2, "bootstrap_samples": 200, "seed": 0}  # fmt: skip
 
 
-def test_exclude_and_retrain_with_dpo(active_tiny_policy):
+@pytest.mark.parametrize("weighting", ["none", "agreement"])
+def test_exclude_and_retrain_with_dpo(weighting, active_tiny_policy):
     """PREFLOOP_POLICY_ALGORITHM=dpo: after the exclusion's reward run, the scheduler queues the
     DPO run once (DPO_EVERY_N is off), on the same clean judgments, gated by the clean reward
-    model; neither version's recorded judgment ids hold the labeler's."""
+    model, with the reward run's weighting; neither version's recorded judgment ids hold the
+    labeler's."""
     from app.config import get_settings
     from app.models import User
     from workers.scheduler import tick
@@ -112,7 +115,8 @@ def test_exclude_and_retrain_with_dpo(active_tiny_policy):
     )
     before = run_job(RunKind.policy, {"algorithm": "dpo", **FAST_DPO, "auto_promote": False})
     assert before.status == RunStatus.succeeded, before.error
-    r = CliRunner().invoke(root, ["labelers", "exclude", "mallory", "--retrain"])
+    cmd = ["labelers", "exclude", "mallory", "--retrain", "--weighting", weighting]
+    r = CliRunner().invoke(root, cmd)
     assert r.exit_code == 0, r.output
     with session_scope() as s:
         assert tick(s, settings) == []  # the reward run comes first
@@ -132,6 +136,7 @@ def test_exclude_and_retrain_with_dpo(active_tiny_policy):
         assert dpo.kind == RunKind.policy and dpo.params["algorithm"] == "dpo"
         assert dpo.params["reward_version_id"] == rv.id
         assert dpo.params["max_judgment_id"] == max(reward_ids)
+        assert dpo.params.get("weighting", "none") == weighting
         dpo.params = {**dpo.params, **FAST_DPO}
         assert tick(s, settings) == []  # once
     assert worker.tick()
@@ -142,6 +147,8 @@ def test_exclude_and_retrain_with_dpo(active_tiny_policy):
         versions = s.scalars(select(ModelVersion).where(ModelVersion.run_id == done.id)).all()
         (new,) = versions
         assert new.metrics["reward_version_id"] == rv.id  # the clean model gated it
+        assert done.metrics.get("weighting", "none") == weighting
+        assert rv.metrics.get("weighting", "none") == weighting
         used = set(expand_ranges(new.metrics["judgment_id_ranges"]))
         assert used and not used & set(mallory) and used <= reward_ids
         assert reward_ids and not reward_ids & set(mallory)
@@ -152,3 +159,24 @@ def test_exclude_and_retrain_with_dpo(active_tiny_policy):
         assert [u.id for u in lin.policies] == [old.id]  # the DPO version before, not after
         assert pv.id == active_tiny_policy  # `before` was left ready, not promoted
         assert tick(s, settings) == []
+
+
+def test_exclude_weighting_is_checked(client):
+    """A bad weighting is a 422 naming the field (API) or a clear error (CLI); nothing changes."""
+    from tests.exports.helpers import user_id
+    from tests.factories import auth
+
+    admin = auth(make_user("root", "admin"))
+    make_user("lab")
+    r = client.post(f"/api/v1/labelers/{user_id('lab')}/exclude", json={"weighting": "trust"},
+                    headers=admin)  # fmt: skip
+    assert r.status_code == 422 and "weighting" in r.text
+    r = CliRunner().invoke(root, ["labelers", "exclude", "lab", "--retrain", "--weighting", "x"])
+    assert r.exit_code == 1 and "--weighting" in r.output
+    with session_scope() as s:
+        assert s.scalar(select(Run)) is None
+    r = client.post(f"/api/v1/labelers/{user_id('lab')}/exclude", json={"weighting": "gold"},
+                    headers=admin)  # fmt: skip
+    assert r.status_code == 200
+    with session_scope() as s:
+        assert s.scalar(select(Run)).params["weighting"] == "gold"

@@ -16,7 +16,6 @@ from tests.training.test_scheduler import (
     _settings,
     _tick,
 )
-from workers.scheduler import _dpo_weights
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo"])
@@ -113,7 +112,7 @@ def test_dpo_follows_an_exclusions_reward_run_once(weighting):
     assert run.params["reward_version_id"] == rv  # the gate uses the clean reward model
     assert run.params["max_judgment_id"] == 7  # the same judgments as that reward model
     assert "excluded" in run.params["trigger"]
-    if weighting == "agreement" and _dpo_weights():
+    if weighting == "agreement":
         assert run.params["weighting"] == "agreement"
     else:
         assert "weighting" not in run.params
