@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     policy_after_reward: bool | None = Field(None, description="unset: PPO_AFTER_REWARD")
     policy_kl_max: float | None = Field(None, ge=0, description="unset: PPO_KL_MAX")
     dpo_every_n: int = Field(0, ge=0, description="scheduled DPO after N new judgments; 0: off")
+    train_weighting: Literal["none", "agreement", "gold"] = Field(
+        "none", description="labeler-trust weighting of scheduled reward and DPO runs"
+    )
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 60.0
     max_attempts: int = 2

@@ -64,7 +64,11 @@ def reward_due(session: Session, settings: Settings, now: datetime) -> dict[str,
     ).one()
     if not new:
         return None
-    params: dict[str, Any] = {"max_judgment_id": int(newest), "new_judgments": int(new)}
+    params: dict[str, Any] = {
+        "max_judgment_id": int(newest),
+        "new_judgments": int(new),
+        **_weighting(settings),
+    }
     if every_n > 0 and new >= every_n:
         return {**params, "trigger": f"{new} new judgments (every {every_n})"}
     if every_min > 0:
@@ -206,8 +210,15 @@ def dpo_due(session: Session, settings: Settings) -> dict[str, Any] | None:
         "algorithm": "dpo",
         "max_judgment_id": int(newest),
         "new_judgments": int(new),
+        **_weighting(settings),
         "trigger": f"{new} new judgments (every {every_n})",
     }
+
+
+def _weighting(settings: Settings) -> dict[str, str]:
+    """PREFLOOP_TRAIN_WEIGHTING for a scheduled reward or DPO run (nothing when "none")."""
+    w = settings.train_weighting
+    return {} if w == "none" else {"weighting": w}
 
 
 def tick(session: Session, settings: Settings, now: datetime | None = None) -> list[int]:

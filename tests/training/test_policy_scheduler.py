@@ -79,6 +79,28 @@ def test_dpo_every_n_new_judgments():
     assert _tick(_settings(policy_algorithm="dpo", dpo_every_n=0)) == []
 
 
+@pytest.mark.parametrize("weighting", ["none", "agreement", "gold"])
+def test_train_weighting_setting_reaches_scheduled_reward_and_dpo_runs(weighting):
+    """PREFLOOP_TRAIN_WEIGHTING: scheduled runs weight by labeler trust like a person's would."""
+    _policy()
+    settings = _settings(
+        policy_algorithm="dpo", dpo_every_n=2, rm_every_n=2, train_weighting=weighting
+    )
+    _judgments(2, "a")
+    reward_id, dpo_id = _tick(settings)
+    for rid in (reward_id, dpo_id):
+        params = _run(rid).params
+        assert params.get("weighting", "none") == weighting
+        assert ("weighting" in params) == (weighting != "none")  # stored only when it weighs
+    assert _run(dpo_id).params["algorithm"] == "dpo"
+
+
+def test_train_weighting_setting_is_validated(monkeypatch):
+    monkeypatch.setenv("PREFLOOP_TRAIN_WEIGHTING", "loudest")
+    with pytest.raises(ValueError):
+        Settings()
+
+
 def _asked_reward(name: str, weighting: str | None = None, covered: int = 7) -> tuple[int, int]:
     """A reward version whose run "exclude and retrain" queued (then_policy); (run, version)."""
     from app.db import session_scope
