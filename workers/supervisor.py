@@ -12,6 +12,16 @@ CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 STOP_TIMEOUT_S = 30.0
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when `prefloop up` dies, even by SIGKILL,
+    so no orphaned worker goes on claiming runs. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _stop(procs: dict[str, subprocess.Popen[bytes]], force: dict[str, int]) -> None:
     """SIGTERM every child (the worker re-queues its current run), then SIGKILL stragglers
     after STOP_TIMEOUT_S, or at once on a second Ctrl-C."""
@@ -42,9 +52,12 @@ def supervise(host: str | None = None, port: int | None = None) -> int:
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     # own sessions: a terminal Ctrl-C reaches only us, and we stop the children in order
+    # and a parent-death signal: killed by SIGKILL, we cannot stop them ourselves
     procs = {
-        "web": subprocess.Popen(serve, start_new_session=True),
-        "worker": subprocess.Popen(CLI + ["worker"], start_new_session=True),
+        "web": subprocess.Popen(serve, start_new_session=True, preexec_fn=_die_with_parent),
+        "worker": subprocess.Popen(
+            CLI + ["worker"], start_new_session=True, preexec_fn=_die_with_parent
+        ),
     }
     from app.config import get_settings
 
