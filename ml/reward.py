@@ -108,8 +108,10 @@ def _weighted_trainer_class() -> type:
 
 def reward_config(cfg: RewardRunConfig, output_dir: str, place: Placement | None = None):
     """Build the ``trl.RewardConfig`` used for ``cfg`` (no hub, no checkpoints); mixed precision
-    and device follow ``place`` (fp32 on CPU)."""
+    and device follow ``place`` (fp32 on CPU), and so does a blank ``max_length``."""
     from trl import RewardConfig
+
+    from .params import reward_max_length
 
     place = place or Placement("cpu", "float32")
 
@@ -121,7 +123,7 @@ def reward_config(cfg: RewardRunConfig, output_dir: str, place: Placement | None
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=cfg.max_length,
+        max_length=reward_max_length(cfg, place.device),
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
         center_rewards_coefficient=cfg.center_rewards_coefficient,
@@ -225,6 +227,7 @@ def train_reward(
     from trl import RewardTrainer
 
     from .lora import lora_config, save_adapter
+    from .params import reward_max_length
     from .store import save_atomically
 
     weighted = any("weight" in r for r in train_rows)
@@ -243,8 +246,9 @@ def train_reward(
     # fp32 master weights and trains in mixed precision
     frozen = place.torch_dtype if cfg.lora_r and place.is_gpu else None
     tok, model = load_reward_backbone(Path(base_model), cfg.seed, frozen)
-    train_items, train_stats = tokenize_pairs(tok, train_rows, cfg.max_length, cfg.truncation)
-    eval_items, eval_stats = tokenize_pairs(tok, eval_rows, cfg.max_length, "left")
+    max_length = reward_max_length(cfg, place.device)  # a blank one follows the device
+    train_items, train_stats = tokenize_pairs(tok, train_rows, max_length, cfg.truncation)
+    eval_items, eval_stats = tokenize_pairs(tok, eval_rows, max_length, "left")
     if not train_items:
         raise ValueError(f"all {len(train_rows)} training pairs exceed max_length")
     peft_config = lora_config(cfg, model.config.model_type, "SEQ_CLS")
@@ -287,6 +291,7 @@ def train_reward(
         "train_loss": float(result.training_loss),
         "n_train": n_train,
         "n_eval": n_eval,
+        "max_length": max_length,
         "n_dropped_too_long": train_stats.dropped,
         **train_stats.as_metrics("train"),
         **eval_stats.as_metrics("eval"),

@@ -51,6 +51,23 @@ def test_long_pairs_are_cut_from_the_left_and_kept(tiny_policy_dir: Path, tmp_pa
     assert (dropped["n_train"], dropped["n_eval"], dropped["n_dropped_too_long"]) == (7, 4, 1)
 
 
+def test_blank_max_length_follows_the_device(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    """max_length left blank: 512 tokens on CPU (a long pair is cut to it), 1024 on a GPU."""
+    from ml.params import RewardParams, reward_max_length
+
+    cfg = RewardRunConfig(per_device_train_batch_size=4, max_steps=1)
+    assert cfg.max_length is None and "max_length" not in cfg.stored()
+    assert [reward_max_length(cfg, d) for d in ("cpu", "cuda", "cuda:1", "mps")] == [
+        512, 1024, 1024, 1024,
+    ]  # fmt: skip
+    assert reward_max_length(RewardParams(max_length=300), "cuda") == 300  # explicit wins
+    rows = make_preference_rows(12, seed=3)
+    rows[0]["chosen"] = [{"role": "assistant", "content": "please " * 700}]
+    metrics = train_reward(tiny_policy_dir, rows[:8], rows[8:], tmp_path / "rm", cfg, save=False)
+    assert metrics["max_length"] == 512
+    assert metrics["train_truncated"] == 1 and metrics["train_longest_tokens"] > 512
+
+
 def test_reward_cancellation(tiny_policy_dir: Path, tmp_path: Path) -> None:
     rows = make_preference_rows(64, seed=2)
     steps: list[int] = []

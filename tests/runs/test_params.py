@@ -51,7 +51,8 @@ def test_api_rejects_the_cost_attack_naming_each_field(client) -> None:  # type:
 def test_form_is_rendered_from_the_models_and_validated_by_them(client) -> None:  # type: ignore[no-untyped-def]
     reward = {f.name: f for f in forms.FIELDS["reward"]}
     info = params.RewardParams.model_fields["max_length"]
-    assert reward["max_length"].default == info.default == 1024  # one default, not two
+    assert reward["max_length"].default is info.default is None  # one default: by device
+    assert "blank = 512 on CPU, 1024 on a GPU" in info.description
     assert (reward["max_length"].lo, reward["max_length"].hi) == (16, 131_072)
     assert reward["max_length"].help == info.description
     assert reward["dtype"].choices == ("auto", "float32", "bfloat16", "float16")
