@@ -100,9 +100,9 @@ class LoraParams(BaseModel):
     )
 
 
-#: a reward run's max_length when left blank. On CPU, 1024 tokens cost about 3x the CPU of 256 per
-#: step and a LoRA step at batch 4 peaks at 15 GB, with eval accuracy within noise of the shorter
-#: settings after 30 steps (bench/README.md, "Training at scale"); a GPU affords whole chats.
+#: a reward run's max_length when left blank. On CPU, 512 tokens gave the most eval accuracy per
+#: CPU-minute of 256/512/1024, and a step at 1024 peaks at 15 GB even with LoRA at batch 4
+#: (bench/README.md, "Training at scale"); a GPU affords whole chats.
 DEFAULT_MAX_LENGTH = {"cpu": 512, "gpu": 1024}
 
 
