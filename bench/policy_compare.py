@@ -24,6 +24,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,7 @@ def one(algorithm: str, work: Path, budget: float, model: str, threads: int) -> 
             stamps.append(time.process_time())
 
     def run(steps: int, out: Path) -> tuple[float, dict]:
+        shutil.rmtree(out, ignore_errors=True)  # scratch of an interrupted earlier invocation
         data = PolicyData(work / "policy", out, work / "rm_a", train_prompts, heldout,
                           train_pairs, eval_pairs)  # fmt: skip
         stamps.clear()
