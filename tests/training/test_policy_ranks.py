@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from app.config import get_settings
 from app.db import session_scope
 from app.models import ModelKind, ModelStatus, ModelVersion, Run, RunKind, RunStatus
 from app.models_registry import service as registry
 from app.runs import service as runs
 from tests.training.conftest import run_job
 from tests.training.synth import seed_polite_preferences
-from tests.training.test_ranks import _rank_pids
+from tests.training.test_ranks import _rank_pids, start_ranked_run
 
 CHEAP = {"max_heldout": 4, "eval_samples_per_prompt": 1, "auto_promote": False, "seed": 0}
 TWO = {
@@ -56,23 +54,6 @@ def test_two_rank_policy_run_registers_a_version(
 LONG = {"algorithm": "dpo", "batch_size": 2, "num_train_epochs": 100, "num_processes": 2}
 
 
-def _start_long_dpo() -> tuple[int, threading.Thread]:
-    from workers.runner import Worker
-
-    with session_scope() as s:
-        rid = runs.create_run(s, RunKind.policy, LONG, None).id
-    worker = Worker(worker_id="test-worker", settings=get_settings(), fill_queue=False)
-    thread = threading.Thread(target=worker.tick, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # until the ranks are training
-        with session_scope() as s:
-            if s.get(Run, rid).progress_step >= 1 and len(_rank_pids()) == 2:
-                return rid, thread
-        time.sleep(0.2)
-    raise AssertionError("the 2-rank run did not start training")
-
-
 def _versions(rid: int) -> list[ModelStatus]:
     with session_scope() as s:
         return [v.status for v in s.query(ModelVersion).filter(ModelVersion.run_id == rid)]
@@ -81,7 +62,7 @@ def _versions(rid: int) -> list[ModelStatus]:
 @pytest.mark.slow
 def test_cancel_stops_every_rank_and_a_dying_rank_fails_the_run(active_tiny_policy):
     seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=3)
-    rid, thread = _start_long_dpo()
+    rid, thread = start_ranked_run(RunKind.policy, LONG)
     asked = time.monotonic()
     with session_scope() as s:
         runs.request_cancel(s, rid)
@@ -92,7 +73,7 @@ def test_cancel_stops_every_rank_and_a_dying_rank_fails_the_run(active_tiny_poli
         assert s.get(Run, rid).status == RunStatus.cancelled
     assert _versions(rid) == [ModelStatus.failed]
 
-    rid, thread = _start_long_dpo()
+    rid, thread = start_ranked_run(RunKind.policy, LONG)
     os.kill(max(_rank_pids()), signal.SIGKILL)
     thread.join(60)
     assert not thread.is_alive() and not _rank_pids()

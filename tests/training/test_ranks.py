@@ -83,15 +83,17 @@ def test_two_rank_ppo_run(ready_reward, active_tiny_policy):
     assert not _rank_pids()
 
 
-def _start_long_reward(params: dict) -> tuple[int, threading.Thread]:
+def start_ranked_run(kind: RunKind, params: dict) -> tuple[int, threading.Thread]:
+    """Queue a 2-rank run and start a worker on it in a thread; return once both ranks train
+    (a condition wait under a generous bound, for loaded CI machines)."""
     from workers.runner import Worker
 
     with session_scope() as s:
-        rid = runs.create_run(s, RunKind.reward, params, None).id
+        rid = runs.create_run(s, kind, params, None).id
     worker = Worker(worker_id="test-worker", settings=get_settings(), fill_queue=False)
     thread = threading.Thread(target=worker.tick, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:  # until the ranks are training
         with session_scope() as s:
             if s.get(Run, rid).progress_step >= 1 and len(_rank_pids()) == 2:
@@ -106,7 +108,7 @@ LONG = {**RM, "batch_size": 2, "num_train_epochs": 100, "num_processes": 2}
 @pytest.mark.slow
 def test_cancel_stops_every_rank_within_seconds(active_tiny_policy):
     seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=3)
-    rid, thread = _start_long_reward(LONG)
+    rid, thread = start_ranked_run(RunKind.reward, LONG)
     t0 = time.monotonic()
     with session_scope() as s:
         runs.request_cancel(s, rid)
@@ -124,7 +126,7 @@ def test_cancel_stops_every_rank_within_seconds(active_tiny_policy):
 @pytest.mark.slow
 def test_a_dying_rank_fails_the_run_and_the_active_model_stays(active_tiny_policy):
     seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=3)
-    rid, thread = _start_long_reward(LONG)
+    rid, thread = start_ranked_run(RunKind.reward, LONG)
     victim = max(_rank_pids())
     os.kill(victim, signal.SIGKILL)
     thread.join(60)
