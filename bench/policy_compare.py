@@ -129,6 +129,13 @@ def setup_smollm2(work: Path) -> None:
     if not (work / "policy").exists():
         (work / "policy").symlink_to(base)
     split = oasst_split()
+    data = {
+        "train_prompts": short_prompts(split["a"], 10_000),
+        "heldout": short_prompts(split["held"], HELD),
+        "train_pairs": split["a"],
+        "eval_pairs": split["held"],
+    }
+    (work / "data.json").write_text(json.dumps(data))  # dpo needs no reward model: it can start
     held_c, held_r = pair_features(base, split["held"], 256)
     for part in ("a", "b"):
         c, r = pair_features(base, split[part], 256)
@@ -136,13 +143,6 @@ def setup_smollm2(work: Path) -> None:
         save_reward_model(base, w, work / f"rm_{part}")
         print(f"reward model {part.upper()}: {len(split[part])} pairs, held-out accuracy "
               f"{accuracy(w, held_c, held_r):.3f} on {len(split['held'])}", flush=True)  # fmt: skip
-    data = {
-        "train_prompts": short_prompts(split["a"], 10_000),
-        "heldout": short_prompts(split["held"], HELD),
-        "train_pairs": split["a"],
-        "eval_pairs": split["held"],
-    }
-    (work / "data.json").write_text(json.dumps(data))
 
 
 def params(algorithm: str, steps: int, model: str = "tiny", n_pairs: int = 96) -> dict:
@@ -152,7 +152,10 @@ def params(algorithm: str, steps: int, model: str = "tiny", n_pairs: int = 96) -
         return {**base, "num_ppo_steps": steps, "response_length": tokens, "num_ppo_epochs": 2}
     if algorithm in ("rloo", "grpo"):
         return {**base, "max_steps": steps, "num_generations": 4, "max_new_tokens": tokens}
-    extra = {} if model == "tiny" else {"max_length": 512}
+    # SmolLM2: 8 pairs per step as micro-batches of 2 (at 512 tokens one batch of 8 pairs peaked
+    # at ~17 GB, more than this machine can give beside another run)
+    extra = {} if model == "tiny" else {"max_length": 512, "batch_size": 2,
+                                         "gradient_accumulation_steps": 4}  # fmt: skip
     return {**base, **extra, "num_train_epochs": max(steps * 8 / n_pairs, 0.01)}
 
 
@@ -221,6 +224,42 @@ def one(algorithm: str, work: Path, budget: float, model: str, threads: int) -> 
     }
 
 
+def grade(work: Path, algorithms: list[str], samples: int, limit: int, threads: int) -> None:
+    """Regrade the saved ``out-<algorithm>`` policies with reward model B on more samples.
+
+    The starting policy is sampled once and shared (every algorithm is paired with the same
+    draws: prompt i uses seed i before and after); the interval is over prompts, as the gate's."""
+    import torch
+
+    from ml.policy.gate import _load_causal, _load_reward, bootstrap, kl_per_prompt, sample, score
+    from ml.store import load_tokenizer
+
+    torch.set_num_threads(threads)
+    d = json.loads((work / "data.json").read_text())
+    heldout = short_prompts(d["eval_pairs"], limit)
+    tok = load_tokenizer(work / "policy", padding_side="left")
+    rm, rm_tok = _load_reward(work / "rm_b"), load_tokenizer(work / "rm_b", padding_side="right")
+    start = _load_causal(work / "policy")
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    def draw(model: object) -> tuple[list, list[float]]:
+        sampled = sample(model, tok, heldout, samples, 48, 0.7, 0)
+        return sampled, [mean(x) for x in score(rm, rm_tok, heldout, sampled)]
+
+    _, before = draw(start)
+    print(f"{len(heldout)} held-out prompts x {samples}; reward B before {mean(before):.3f}")
+    print("| algorithm | reward (B) before -> after | gain [95% CI] | KL |\n|---|---|---|---|")
+    for algorithm in algorithms:
+        new = _load_causal(work / f"out-{algorithm}")
+        sampled, after = draw(new)
+        kl = mean(kl_per_prompt(new, start, sampled))
+        g = bootstrap([a - b for a, b in zip(after, before, strict=True)])
+        print(f"| {algorithm} | {mean(before):.3f} -> {mean(after):.3f} | {g.mean:+.3f} "
+              f"[{g.low:+.3f}, {g.high:+.3f}] | {kl:.3f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=45.0, help="training CPU seconds each")
@@ -228,8 +267,14 @@ def main() -> None:
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--one")
+    ap.add_argument("--grade", action="store_true", help="regrade saved results (smollm2)")
+    ap.add_argument("--samples", type=int, default=16, help="--grade: samples per prompt")
+    ap.add_argument("--prompts", type=int, default=HELD, help="--grade: held-out prompts")
     ap.add_argument("--work", type=Path)
     args = ap.parse_args()
+    if args.grade:
+        grade(args.work, args.algorithms.split(","), args.samples, args.prompts, args.threads)
+        return
     if args.one:
         r = one(args.one, args.work, args.budget, args.model, args.threads)
         print("RESULT " + json.dumps(r), flush=True)
