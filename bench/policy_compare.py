@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 HELD = 16
+TOKENS = {"tiny": 16, "smollm2": 48}  # new tokens per completion, in training and grading
+TEMPERATURE = 0.7  # grading
 
 
 def pairs(seed: int, n: int) -> list[dict]:
@@ -146,7 +148,7 @@ def setup_smollm2(work: Path) -> None:
 
 
 def params(algorithm: str, steps: int, model: str = "tiny", n_pairs: int = 96) -> dict:
-    lr, tokens = (5e-4, 16) if model == "tiny" else (1e-5, 48)
+    lr, tokens = (5e-4 if model == "tiny" else 1e-5), TOKENS[model]
     base = {"algorithm": algorithm, "learning_rate": lr, "seed": 0, "batch_size": 8}
     if algorithm == "ppo":
         return {**base, "num_ppo_steps": steps, "response_length": tokens, "num_ppo_epochs": 2}
@@ -169,11 +171,11 @@ def one(algorithm: str, work: Path, budget: float, model: str, threads: int) -> 
     torch.set_num_threads(threads)
     if model == "tiny":
         train_prompts, heldout = prompts(0, 48), prompts(1, HELD)
-        train_pairs, eval_pairs, tokens = pairs(3, 96), [], 16
+        train_pairs, eval_pairs = pairs(3, 96), []
     else:
         d = json.loads((work / "data.json").read_text())
         train_prompts, heldout = d["train_prompts"], d["heldout"]
-        train_pairs, eval_pairs, tokens = d["train_pairs"], d["eval_pairs"], 48
+        train_pairs, eval_pairs = d["train_pairs"], d["eval_pairs"]
     stamps: list[float] = []
 
     def progress(step: int, total: int, logs: dict) -> None:
@@ -207,8 +209,12 @@ def one(algorithm: str, work: Path, budget: float, model: str, threads: int) -> 
         work / f"out-{algorithm}",
         work / "rm_b",
         GateInputs(
-            heldout, kl_max=1e9, samples_per_prompt=4, max_new_tokens=tokens, temperature=0.7
-        ),  # fmt: skip
+            heldout,
+            kl_max=1e9,
+            samples_per_prompt=4,
+            max_new_tokens=TOKENS[model],
+            temperature=TEMPERATURE,
+        ),
     )
     return {
         "algorithm": algorithm,
@@ -229,6 +235,8 @@ def grade(work: Path, algorithms: list[str], samples: int, limit: int, threads: 
 
     The starting policy is sampled once and shared (every algorithm is paired with the same
     draws: prompt i uses seed i before and after); the interval is over prompts, as the gate's."""
+    from statistics import fmean as mean
+
     import torch
 
     from ml.policy.gate import _load_causal, _load_reward, bootstrap, kl_per_prompt, sample, score
@@ -241,11 +249,8 @@ def grade(work: Path, algorithms: list[str], samples: int, limit: int, threads: 
     rm, rm_tok = _load_reward(work / "rm_b"), load_tokenizer(work / "rm_b", padding_side="right")
     start = _load_causal(work / "policy")
 
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs)
-
     def draw(model: object) -> tuple[list, list[float]]:
-        sampled = sample(model, tok, heldout, samples, 48, 0.7, 0)
+        sampled = sample(model, tok, heldout, samples, TOKENS["smollm2"], TEMPERATURE, 0)
         return sampled, [mean(x) for x in score(rm, rm_tok, heldout, sampled)]
 
     _, before = draw(start)
@@ -273,6 +278,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path)
     args = ap.parse_args()
     if args.grade:
+        if args.work is None or not (args.work / "data.json").is_file():
+            ap.error("--grade needs --work DIR of an earlier --model smollm2 comparison")
         grade(args.work, args.algorithms.split(","), args.samples, args.prompts, args.threads)
         return
     if args.one:

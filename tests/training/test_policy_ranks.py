@@ -16,8 +16,8 @@ from app.models import ModelKind, ModelStatus, ModelVersion, Run, RunKind, RunSt
 from app.models_registry import service as registry
 from app.runs import service as runs
 from tests.training.conftest import run_job
+from tests.training.ranks import rank_pids, start_ranked_run
 from tests.training.synth import seed_polite_preferences
-from tests.training.test_ranks import _rank_pids, start_ranked_run
 
 CHEAP = {"max_heldout": 4, "eval_samples_per_prompt": 1, "auto_promote": False, "seed": 0}
 TWO = {
@@ -48,7 +48,7 @@ def test_two_rank_policy_run_registers_a_version(
         path = Path(mv.path)  # written by rank 0 only
     stored = path / ("adapter/adapter_config.json" if lora_r else "config.json")
     assert stored.exists()
-    assert not _rank_pids()
+    assert not rank_pids()
 
 
 LONG = {"algorithm": "dpo", "batch_size": 2, "num_train_epochs": 100, "num_processes": 2}
@@ -68,15 +68,15 @@ def test_cancel_stops_every_rank_and_a_dying_rank_fails_the_run(active_tiny_poli
         runs.request_cancel(s, rid)
     thread.join(60)
     assert not thread.is_alive() and time.monotonic() - asked < 15
-    assert not _rank_pids()
+    assert not rank_pids()
     with session_scope() as s:
         assert s.get(Run, rid).status == RunStatus.cancelled
     assert _versions(rid) == [ModelStatus.failed]
 
     rid, thread = start_ranked_run(RunKind.policy, LONG)
-    os.kill(max(_rank_pids()), signal.SIGKILL)
+    os.kill(max(rank_pids()), signal.SIGKILL)
     thread.join(60)
-    assert not thread.is_alive() and not _rank_pids()
+    assert not thread.is_alive() and not rank_pids()
     with session_scope() as s:
         run = s.get(Run, rid)
         assert run.status == RunStatus.failed and "process group failed" in run.error

@@ -6,44 +6,20 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from app.config import get_settings
 from app.db import session_scope
 from app.models import ModelKind, ModelStatus, ModelVersion, Run, RunKind, RunStatus
 from app.models_registry import service as registry
 from app.runs import service as runs
 from tests.training.conftest import run_job
+from tests.training.ranks import rank_pids, start_ranked_run
 from tests.training.synth import seed_polite_preferences
 
 RM = {"learning_rate": 2e-3, "num_train_epochs": 2, "max_length": 256, "eval_fraction": 0.25}
-
-
-# ranks inherit the environment: this marks the ones this test process started (other sessions
-# on the machine may be running ranks of their own)
-os.environ["PREFLOOP_RANKS_TEST"] = str(os.getpid())
-MARK = f"PREFLOOP_RANKS_TEST={os.getpid()}".encode()
-
-
-def _rank_pids() -> list[int]:
-    """Processes running a rank of this test process's runs."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"workers.launch_rank" not in cmd or b"torch.distributed.run" in cmd:
-                continue
-            if MARK in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 @pytest.mark.slow
@@ -61,7 +37,7 @@ def test_two_rank_reward_run_matches_one_process(active_tiny_policy):
     with session_scope() as s:
         mv = s.get(ModelVersion, b["reward_version_id"])
         assert mv.status == ModelStatus.ready and (Path(mv.path) / "config.json").exists()
-    assert not _rank_pids()
+    assert not rank_pids()
 
 
 @pytest.mark.slow
@@ -80,26 +56,7 @@ def test_two_rank_ppo_run(ready_reward, active_tiny_policy):
     assert m["processes"] == 2 and len(m["curves"]["reward"]) == 2
     with session_scope() as s:
         assert s.get(ModelVersion, m["policy_version_new_id"]).status == ModelStatus.ready
-    assert not _rank_pids()
-
-
-def start_ranked_run(kind: RunKind, params: dict) -> tuple[int, threading.Thread]:
-    """Queue a 2-rank run and start a worker on it in a thread; return once both ranks train
-    (a condition wait under a generous bound, for loaded CI machines)."""
-    from workers.runner import Worker
-
-    with session_scope() as s:
-        rid = runs.create_run(s, kind, params, None).id
-    worker = Worker(worker_id="test-worker", settings=get_settings(), fill_queue=False)
-    thread = threading.Thread(target=worker.tick, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # until the ranks are training
-        with session_scope() as s:
-            if s.get(Run, rid).progress_step >= 1 and len(_rank_pids()) == 2:
-                return rid, thread
-        time.sleep(0.2)
-    raise AssertionError("the 2-rank run did not start training")
+    assert not rank_pids()
 
 
 LONG = {**RM, "batch_size": 2, "num_train_epochs": 100, "num_processes": 2}
@@ -115,7 +72,7 @@ def test_cancel_stops_every_rank_within_seconds(active_tiny_policy):
     thread.join(60)
     assert not thread.is_alive()
     assert time.monotonic() - t0 < 15
-    assert not _rank_pids()
+    assert not rank_pids()
     with session_scope() as s:
         run = s.get(Run, rid)
         assert run.status == RunStatus.cancelled
@@ -127,10 +84,10 @@ def test_cancel_stops_every_rank_within_seconds(active_tiny_policy):
 def test_a_dying_rank_fails_the_run_and_the_active_model_stays(active_tiny_policy):
     seed_polite_preferences(n_prompts=8, tasks_per_prompt=2, k=3)
     rid, thread = start_ranked_run(RunKind.reward, LONG)
-    victim = max(_rank_pids())
+    victim = max(rank_pids())
     os.kill(victim, signal.SIGKILL)
     thread.join(60)
-    assert not thread.is_alive() and not _rank_pids()
+    assert not thread.is_alive() and not rank_pids()
     with session_scope() as s:
         run = s.get(Run, rid)
         assert run.status == RunStatus.failed and "process group failed" in run.error
